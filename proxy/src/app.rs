@@ -1,0 +1,310 @@
+//! Wiring: validated settings, listeners, the runtime, the manager, the API and the data plane.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use ringlb_control::runtime::docker::{DockerConfig, DockerRuntime};
+use ringlb_control::runtime::fixed::FixedRuntime;
+use ringlb_control::runtime::process::{ProcessConfig, ProcessRuntime};
+use ringlb_control::runtime::Runtime;
+use ringlb_control::{ApiConfig, HealthConfig, Manager, ManagerConfig, RespawnConfig, RespawnName};
+use ringlb_core::{metrics as m, Directory, Poly, Ring, RingConfig, Routes};
+use ringlb_proxy::{config::max_conns_for, ProxyConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Args, LogFormat, RespawnNameArg, RuntimeKind};
+
+/// Everything `run` needs, checked once.
+pub struct Settings {
+    pub check: bool,
+    pub workers: Option<usize>,
+    listen: SocketAddr,
+    control: SocketAddr,
+    token: Option<String>,
+    runtime: RuntimeKind,
+    backends: Vec<(String, SocketAddr)>,
+    docker: DockerConfig,
+    keep_replicas: bool,
+    manager: ManagerConfig,
+    proxy: ProxyConfig,
+    max_conns_given: bool,
+}
+
+impl Settings {
+    /// Validates the flags; every error names the flag to fix.
+    pub fn from_args(a: Args) -> anyhow::Result<Settings> {
+        if a.control.port() != 0 && a.control == a.listen {
+            bail!("--listen and --control must differ (both are {})", a.listen);
+        }
+        let token = a.token.filter(|t| !t.is_empty());
+        if !a.control.ip().is_loopback() && token.is_none() && !a.allow_insecure_control {
+            bail!(
+                "--control {} is not a loopback address: set --token (RINGLB_TOKEN) so that /add and /rm are guarded, \
+                 or pass --allow-insecure-control if the port is only reachable from a trusted host",
+                a.control
+            );
+        }
+        let ring = RingConfig {
+            family: a.hash,
+            table_size: a.table_size,
+            vnodes: a.vnodes,
+            slots: a.slots,
+            probe: a.probe,
+            poly: Poly {
+                h: crate::cli::coefficients::<3>(&a.assignment_h, "--assignment-h")?,
+                phi: crate::cli::coefficients::<4>(&a.assignment_phi, "--assignment-phi")?,
+            },
+        };
+        Ring::build(&ring, Vec::new()).map_err(|e| anyhow::anyhow!("ring settings: {e}"))?;
+        let capacity = Ring::capacity(&ring)
+            .unwrap_or(usize::MAX)
+            .min(a.max_replicas);
+        if a.runtime != RuntimeKind::Static && a.replicas > capacity {
+            bail!(
+                "--replicas {} is more than the ring holds ({capacity})",
+                a.replicas
+            );
+        }
+        if a.fall == 0 || a.rise == 0 {
+            bail!("--fall and --rise must be at least 1");
+        }
+        if a.health_interval.is_zero() || a.health_timeout.is_zero() {
+            bail!("--health-interval and --health-timeout must be positive");
+        }
+        if a.max_request_line < 16 {
+            bail!("--max-request-line must be at least 16 bytes");
+        }
+        if a.max_conns == Some(0) || a.workers == Some(0) {
+            bail!("--max-conns and --workers must be at least 1");
+        }
+        let mut backends = Vec::new();
+        for b in &a.backends {
+            let (name, addr) = b
+                .split_once('=')
+                .with_context(|| format!("--backend {b:?}: expected NAME=HOST:PORT"))?;
+            ringlb_control::names::check(name).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .with_context(|| format!("--backend {b:?}: {addr:?} is not an IP:PORT address"))?;
+            if backends.iter().any(|(n, _)| n == name) {
+                bail!("--backend: the name {name} appears twice");
+            }
+            backends.push((name.to_string(), addr));
+        }
+        match a.runtime {
+            RuntimeKind::Static if backends.is_empty() => {
+                bail!("--runtime static needs at least one --backend NAME=HOST:PORT")
+            }
+            RuntimeKind::Static if backends.len() > capacity => {
+                bail!(
+                    "{} backends are more than the ring holds ({capacity})",
+                    backends.len()
+                )
+            }
+            RuntimeKind::Process | RuntimeKind::Docker if !backends.is_empty() => {
+                bail!("--backend is only for --runtime static")
+            }
+            _ => {}
+        }
+        let admin = a.admin_on_data_port.then(|| {
+            let ip = if a.control.ip().is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                a.control.ip()
+            };
+            SocketAddr::new(ip, a.control.port())
+        });
+        Ok(Settings {
+            check: a.check,
+            workers: a.workers,
+            listen: a.listen,
+            control: a.control,
+            token,
+            runtime: a.runtime,
+            backends,
+            docker: DockerConfig {
+                docker: a.docker,
+                image: a.image,
+                network: a.network,
+                instance: a.instance,
+                ..DockerConfig::default()
+            },
+            keep_replicas: a.keep_replicas,
+            manager: ManagerConfig {
+                ring,
+                replicas: a.replicas,
+                max_replicas: a.max_replicas,
+                health: HealthConfig {
+                    interval: a.health_interval,
+                    timeout: a.health_timeout,
+                    fall: a.fall,
+                    rise: a.rise,
+                },
+                respawn: RespawnConfig {
+                    name: match a.respawn_name {
+                        RespawnNameArg::Same => RespawnName::Same,
+                        RespawnNameArg::Random => RespawnName::Random,
+                    },
+                    after: a.respawn_after,
+                    backoff_max: a.respawn_backoff_max,
+                    ..RespawnConfig::default()
+                },
+            },
+            proxy: ProxyConfig {
+                key: a.key,
+                request_timeout: a.request_timeout,
+                max_request_line: a.max_request_line,
+                connect_timeout: a.connect_timeout,
+                retries: a.retries,
+                idle_timeout: a.idle_timeout,
+                max_conns: a.max_conns.unwrap_or(0),
+                admin,
+                fall: a.fall,
+                drain_timeout: a.drain_timeout,
+            },
+            max_conns_given: a.max_conns.is_some(),
+        })
+    }
+}
+
+/// Sets up `tracing`: text (colour only on a terminal) or JSON, filtered by `--log`.
+pub fn init_logging(a: &Args) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(&a.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match a.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// Installs the Prometheus recorder with explicit histogram buckets.
+fn install_metrics(hash: &str, runtime: &str) -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(m::CONNECT_SECONDS.into()), m::CONNECT_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(m::CONNECTION_SECONDS.into()),
+            m::DURATION_BUCKETS,
+        )?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    for (name, kind, help) in m::DESCRIPTIONS {
+        match kind {
+            m::Kind::Counter => ::metrics::describe_counter!(*name, *help),
+            m::Kind::Gauge => ::metrics::describe_gauge!(*name, *help),
+            m::Kind::Histogram => {
+                ::metrics::describe_histogram!(*name, ::metrics::Unit::Seconds, *help)
+            }
+        }
+    }
+    ::metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"),
+        "hash" => hash.to_string(), "runtime" => runtime.to_string())
+    .set(1.0);
+    Ok(handle)
+}
+
+/// Binds a listener with a deep backlog; `SO_REUSEPORT` lets a new ringlb take over the port
+/// while the old one drains.
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into()).with_context(|| {
+        format!("cannot bind the {what} port {addr} (is another ringlb running?)")
+    })?;
+    socket.listen(4096)?;
+    Ok(TcpListener::from_std(socket.into())?)
+}
+
+/// Runs ringlb until SIGTERM or SIGINT.
+pub async fn run(mut s: Settings) -> anyhow::Result<()> {
+    let hash = s.manager.ring.family.to_string();
+    let runtime_name = format!("{:?}", s.runtime).to_lowercase();
+    let metrics = install_metrics(&hash, &runtime_name)?;
+    if !s.max_conns_given {
+        let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+        s.proxy.max_conns = max_conns_for(nofile);
+    }
+    let data = bind(s.listen, "data")?;
+    let control = bind(s.control, "control")?;
+    let runtime: Arc<dyn Runtime> = match s.runtime {
+        RuntimeKind::Process => Arc::new(ProcessRuntime::new(ProcessConfig::current_exe()?)),
+        RuntimeKind::Static => Arc::new(FixedRuntime::new(s.backends.clone())),
+        RuntimeKind::Docker => Arc::new(DockerRuntime::connect(s.docker.clone()).await?),
+    };
+    let directory = Arc::new(Directory::new(Routes::empty(&s.manager.ring)));
+    let manager = Manager::new(s.manager.clone(), runtime, directory.clone());
+    let shutdown = CancellationToken::new();
+
+    let api = tokio::spawn(ringlb_control::serve(
+        control,
+        manager.clone(),
+        ApiConfig {
+            token: s.token.clone(),
+            metrics: Some(metrics),
+            header_timeout: None,
+            hash: hash.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let listing = match manager.bootstrap().await {
+        Ok(l) => l,
+        Err(e) => {
+            manager.shutdown(s.keep_replicas).await;
+            bail!("could not start the replicas: {e}");
+        }
+    };
+    tracing::info!(
+        data = %s.listen, control = %s.control, hash = %hash, runtime = %runtime_name,
+        replicas = ?listing.replicas, max_conns = s.proxy.max_conns,
+        "ringlb is serving"
+    );
+    let health = tokio::spawn({
+        let manager = manager.clone();
+        let stop = shutdown.clone();
+        async move { manager.run_health(stop).await }
+    });
+    let data_plane = tokio::spawn(ringlb_proxy::run(
+        data,
+        directory,
+        s.proxy.clone(),
+        shutdown.clone(),
+    ));
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; draining");
+    shutdown.cancel();
+    let _ = data_plane.await;
+    let _ = health.await;
+    let _ = api.await;
+    manager.shutdown(s.keep_replicas).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

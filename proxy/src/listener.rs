@@ -1,0 +1,138 @@
+//! The accept loop.
+//!
+//! - A connection cap: past `max_conns` open connections a new client gets a 503 and a close at
+//!   once (counted as `over_capacity`), so ringlb never runs out of file descriptors for the
+//!   connections it already serves. Freed slots are reused by the next accept.
+//! - Accept errors back off: when the process is out of file descriptors (EMFILE) accepting
+//!   again at once would spin on the same error, so the loop sleeps, doubling from 5 ms to
+//!   200 ms, and logs at most one line a second about it.
+//! - Shutdown stops accepting at once (the listener is closed), gives open connections
+//!   `drain_timeout` to finish, then cuts the rest.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringlb_core::{metrics as m, Directory};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ProxyConfig;
+use crate::conn::{self, Shared};
+use crate::reject::{self, Reason};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Short enough that service resumes well within a second of descriptors freeing up.
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// Serves the data port until `shutdown` is cancelled, then drains.
+pub async fn run(
+    listener: TcpListener,
+    directory: Arc<Directory>,
+    cfg: ProxyConfig,
+    shutdown: CancellationToken,
+) {
+    let drain = cfg.drain_timeout;
+    let max_conns = cfg.max_conns;
+    let hard_stop = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        cfg,
+        directory,
+        hard_stop: hard_stop.clone(),
+    });
+    let tracker = TaskTracker::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut backoff = BACKOFF_MIN;
+    let mut last_complaint: Option<Instant> = None;
+    let mut suppressed = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = BACKOFF_MIN;
+                a
+            }
+            Err(e) => {
+                let kind = accept_error_kind(&e);
+                ::metrics::counter!(m::ACCEPT_ERRORS, "kind" => kind).increment(1);
+                if last_complaint.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, kind, suppressed, "accept failed; backing off");
+                    last_complaint = Some(Instant::now());
+                    suppressed = 0;
+                } else {
+                    suppressed += 1;
+                }
+                if kind != "aborted" {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                continue;
+            }
+        };
+        ::metrics::counter!(m::ACCEPTED).increment(1);
+        let now_open = open.fetch_add(1, Ordering::AcqRel) + 1;
+        ::metrics::gauge!(m::OPEN).increment(1.0);
+        let guard = OpenGuard(open.clone());
+        if now_open > max_conns {
+            tracker.spawn(async move {
+                let _guard = guard;
+                reject::answer(
+                    stream,
+                    Reason::OverCapacity,
+                    &format!("ringlb is at its connection limit ({max_conns})"),
+                )
+                .await;
+            });
+            continue;
+        }
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _guard = guard;
+            conn::serve(stream, peer, shared).await;
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let left = tracker.len();
+    if left > 0 {
+        tracing::info!(
+            open = left,
+            drain_ms = drain.as_millis() as u64,
+            "draining connections"
+        );
+    }
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            cut = tracker.len(),
+            "drain period over; closing the remaining connections"
+        );
+        hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+    }
+}
+
+/// Counts a connection as open until the task ends.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        ::metrics::gauge!(m::OPEN).decrement(1.0);
+    }
+}
+
+fn accept_error_kind(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
+        Some(libc::ENOBUFS) | Some(libc::ENOMEM) => "memory",
+        Some(libc::ECONNABORTED) | Some(libc::EPROTO) | Some(libc::EPERM) => "aborted",
+        _ => "other",
+    }
+}

@@ -1,0 +1,53 @@
+//! The `ringlb` binary: parse flags, set up logging and metrics, bind, run the control plane and
+//! the data plane until SIGTERM/SIGINT. `ringlb replica …` runs a replica instead.
+
+mod app;
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match cli::parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ringlb: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(cli::Command::Replica(replica)) = args.command {
+        let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+        return match rt.block_on(ringlb_replica::run(replica)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("replica: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    app::init_logging(&args);
+    let settings = match app::Settings::from_args(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringlb: invalid configuration: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.check {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = settings.workers {
+        rt.worker_threads(n);
+    }
+    let rt = rt.build().expect("tokio runtime");
+    match rt.block_on(app::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("ringlb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Reading the request line (and the headers, when the key needs them).
+//!
+//! The buffer starts small and grows only while a line is long: a connection waiting for its
+//! request line costs one small allocation, not a full-size buffer. Whatever is read (the line,
+//! headers, even a body or a pipelined request) is kept and replayed to the replica unchanged.
+
+use std::ops::Range;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+/// First buffer size: a typical request line and its first headers arrive in one segment.
+pub const INITIAL_BUFFER: usize = 1024;
+/// Header slots when the key needs a header.
+const MAX_HEADERS: usize = 64;
+
+/// What was read: the bytes and where the parts of the request line are in them.
+#[derive(Debug)]
+pub struct Head {
+    /// Every byte read from the client so far.
+    pub buf: BytesMut,
+    /// The method.
+    pub method: Range<usize>,
+    /// The request target (path and query).
+    pub target: Range<usize>,
+    /// Header (name, value) ranges, when they were read.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Head {
+    /// The request target, e.g. `/home?rid=123456`.
+    pub fn target(&self) -> &[u8] {
+        &self.buf[self.target.clone()]
+    }
+
+    /// The path: the target up to `?`.
+    pub fn path(&self) -> &[u8] {
+        let t = self.target();
+        match t.iter().position(|&b| b == b'?') {
+            Some(q) => &t[..q],
+            None => t,
+        }
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&[u8]> {
+        let t = self.target();
+        t.iter().position(|&b| b == b'?').map(|q| &t[q + 1..])
+    }
+
+    /// The value of header `name` (lower case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| self.buf[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| self.buf[v.clone()].trim_ascii())
+    }
+}
+
+/// Why no request line could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SniffError {
+    /// The bytes are not an HTTP request line.
+    #[error("malformed request line: {0}")]
+    Malformed(&'static str),
+    /// The request line is longer than the cap.
+    #[error("request line longer than {0} bytes")]
+    LineTooLong(usize),
+    /// The headers do not fit in the cap.
+    #[error("request headers larger than {0} bytes")]
+    HeadersTooLarge(usize),
+    /// The client closed before sending a full line.
+    #[error("client closed before the request line")]
+    Closed,
+    /// A socket error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads from `stream` until the request line (or, with `need_headers`, the whole head) is in,
+/// within `cap` bytes. The caller puts a deadline around it.
+pub async fn read_head(
+    stream: &TcpStream,
+    cap: usize,
+    need_headers: bool,
+) -> Result<Head, SniffError> {
+    let mut buf = BytesMut::new();
+    let mut scanned = 0;
+    let mut line_end = None;
+    loop {
+        stream.readable().await?;
+        if buf.capacity() == buf.len() {
+            let room = buf.len().max(INITIAL_BUFFER).min(cap + 1 - buf.len());
+            buf.reserve(room.max(1));
+        }
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return Err(SniffError::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if line_end.is_none() {
+            if let Some(nl) = memchr(b'\n', &buf[scanned..]) {
+                line_end = Some(scanned + nl + 1);
+            } else {
+                scanned = buf.len();
+                if buf.len() > cap {
+                    return Err(SniffError::LineTooLong(cap));
+                }
+                // A NUL or a TLS handshake will never become a request line: say so now.
+                if let Some(e) = hopeless(&buf) {
+                    return Err(SniffError::Malformed(e));
+                }
+                continue;
+            }
+        }
+        let end = line_end.expect("set above");
+        if end > cap + 1 {
+            return Err(SniffError::LineTooLong(cap));
+        }
+        if !need_headers {
+            return parse_line(buf, end);
+        }
+        match parse_full(buf, cap)? {
+            Ok(head) => return Ok(head),
+            Err(back) => {
+                buf = back;
+                scanned = buf.len();
+                if buf.len() > cap {
+                    return Err(SniffError::HeadersTooLarge(cap));
+                }
+            }
+        }
+    }
+}
+
+/// Parses just the request line in `buf[..end]`.
+fn parse_line(buf: BytesMut, end: usize) -> Result<Head, SniffError> {
+    let mut no_headers = [httparse::EMPTY_HEADER; 0];
+    let mut req = httparse::Request::new(&mut no_headers);
+    req.parse(&buf[..end]).map_err(reason)?;
+    let (Some(method), Some(path), Some(_)) = (req.method, req.path, req.version) else {
+        return Err(SniffError::Malformed("incomplete request line"));
+    };
+    let method = span(&buf, method.as_bytes());
+    let target = span(&buf, path.as_bytes());
+    Ok(Head {
+        method,
+        target,
+        headers: Vec::new(),
+        buf,
+    })
+}
+
+/// Parses the whole head; `Ok(Err(buf))` when it is not complete yet.
+fn parse_full(buf: BytesMut, _cap: usize) -> Result<Result<Head, BytesMut>, SniffError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let status = req.parse(&buf).map_err(reason)?;
+    if status.is_partial() {
+        return Ok(Err(buf));
+    }
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Err(SniffError::Malformed("incomplete request line"));
+    };
+    let method = span(&buf, method.as_bytes());
+    let target = span(&buf, path.as_bytes());
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value)))
+        .collect();
+    Ok(Ok(Head {
+        method,
+        target,
+        headers,
+        buf,
+    }))
+}
+
+fn reason(e: httparse::Error) -> SniffError {
+    SniffError::Malformed(match e {
+        httparse::Error::Token => "invalid method",
+        httparse::Error::Version => "invalid or missing HTTP version",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid request target",
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::TooManyHeaders => "too many headers",
+    })
+}
+
+/// Where `part` (a sub-slice of `buf`) sits in `buf`.
+fn span(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Bytes that can never start a request line.
+fn hopeless(buf: &[u8]) -> Option<&'static str> {
+    if buf.first() == Some(&0x16) {
+        return Some("TLS handshake on a plain HTTP port");
+    }
+    if buf.contains(&0) {
+        return Some("NUL byte in the request line");
+    }
+    None
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn sniff(input: &[u8], cap: usize, headers: bool) -> Result<Head, SniffError> {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        c.write_all(input).await.unwrap();
+        c.shutdown().await.unwrap();
+        let r = read_head(&s, cap, headers).await;
+        drop(c);
+        r
+    }
+
+    #[tokio::test]
+    async fn request_line() {
+        let h = sniff(
+            b"GET /home?rid=42&x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+            8192,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&h.buf[h.method.clone()], b"GET");
+        assert_eq!(h.target(), b"/home?rid=42&x=1");
+        assert_eq!(h.path(), b"/home");
+        assert_eq!(h.query(), Some(&b"rid=42&x=1"[..]));
+        assert_eq!(
+            &h.buf[..],
+            b"GET /home?rid=42&x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn headers_when_needed() {
+        let h = sniff(b"GET / HTTP/1.1\r\nX-User: bob \r\n\r\n", 8192, true)
+            .await
+            .unwrap();
+        assert_eq!(h.header("x-user"), Some(&b"bob"[..]));
+    }
+
+    #[tokio::test]
+    async fn bad_input() {
+        for bad in [
+            &b"\r\n"[..],
+            b"\n",
+            b"GET / HTTP/1.1\x00\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00",
+            b"GET /\r\n",
+            b"GET / HTTP/1.1 extra\r\n",
+            b"G\xffT / HTTP/1.1\r\n",
+            b"GET /\xff\xfe HTTP/1.1\r\n",
+        ] {
+            let r = sniff(bad, 8192, false).await;
+            assert!(matches!(r, Err(SniffError::Malformed(_))), "{bad:?}: {r:?}");
+        }
+        let spaces = [b' '; 10_000];
+        assert!(matches!(
+            sniff(&spaces, 8192, false).await,
+            Err(SniffError::LineTooLong(_))
+        ));
+        let long = format!("GET /?rid={} HTTP/1.1\r\n", "9".repeat(9000));
+        assert!(matches!(
+            sniff(long.as_bytes(), 8192, false).await,
+            Err(SniffError::LineTooLong(_))
+        ));
+        assert!(matches!(
+            sniff(b"GET /ho", 8192, false).await,
+            Err(SniffError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn just_under_the_cap() {
+        let line = format!("GET /?rid={} HTTP/1.1\r\n", "7".repeat(8192 - 21));
+        assert_eq!(line.len(), 8192);
+        assert!(sniff(line.as_bytes(), 8192, false).await.is_ok());
+    }
+}
