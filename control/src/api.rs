@@ -203,6 +203,7 @@ pub(crate) fn details(manager: &Manager) -> Vec<Value> {
                 "bytes_to_replica": load(&h.bytes_to_replica),
                 "bytes_to_client": load(&h.bytes_to_client),
                 "respawns": r.respawns,
+                "pid": manager.inner.runtime.pid(&r.name),
                 "last_check": r.last_check.map(unix),
                 "last_check_ok": r.last_check_ok,
                 "last_transition": r.last_transition.map(unix),

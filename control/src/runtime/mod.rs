@@ -86,6 +86,12 @@ pub trait Runtime: Send + Sync + 'static {
         None
     }
 
+    /// The operating-system process id of a replica, where the runtime knows it (process
+    /// runtime), so operators and experiments can signal it directly.
+    fn pid(&self, _name: &str) -> Option<u32> {
+        None
+    }
+
     /// Called once when ringlb stops: remove every replica this runtime runs, unless `keep`.
     async fn shutdown(&self, keep: bool);
 }

@@ -45,6 +45,7 @@ impl ProcessConfig {
 }
 
 struct Child {
+    pid: Option<u32>,
     stop: oneshot::Sender<()>,
     waiter: JoinHandle<()>,
 }
@@ -129,6 +130,7 @@ impl Runtime for ProcessRuntime {
                 status
             )));
         };
+        let pid = child.id();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let exits = self.exits_tx.clone();
         let name = spec.name.clone();
@@ -156,6 +158,7 @@ impl Runtime for ProcessRuntime {
         self.children().insert(
             spec.name.clone(),
             Child {
+                pid,
                 stop: stop_tx,
                 waiter,
             },
@@ -175,6 +178,10 @@ impl Runtime for ProcessRuntime {
     async fn existing(&self) -> Result<Vec<Found>, RuntimeError> {
         // Children never outlive the ringlb that started them: nothing to adopt.
         Ok(Vec::new())
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.children().get(name).and_then(|c| c.pid)
     }
 
     fn exits(&self) -> Option<mpsc::UnboundedReceiver<String>> {
