@@ -283,15 +283,15 @@ impl Manager {
     /// `/add`: starts `n` replicas, named by `hostnames` first, the rest generated.
     /// All or nothing: on any failure the replicas already started are removed again.
     pub async fn add(&self, n: i64, hostnames: &[String]) -> Result<Listing, ControlError> {
-        if hostnames.len() as i64 > n {
-            return Err(ControlError::bad(
-                "Length of hostname list is more than newly added instances",
-            ));
-        }
         if n <= 0 {
             return Err(ControlError::bad(format!(
                 "n must be a positive integer, got {n}"
             )));
+        }
+        if hostnames.len() as i64 > n {
+            return Err(ControlError::bad(
+                "Length of hostname list is more than newly added instances",
+            ));
         }
         check_names(hostnames)?;
         if !self.inner.runtime.managed() {
@@ -423,15 +423,15 @@ impl Manager {
 
     /// `/rm`: removes `n` replicas, those named first, the rest chosen at random.
     pub async fn remove(&self, n: i64, hostnames: &[String]) -> Result<Listing, ControlError> {
-        if hostnames.len() as i64 > n {
-            return Err(ControlError::bad(
-                "Length of hostname list is more than removable instances",
-            ));
-        }
         if n <= 0 {
             return Err(ControlError::bad(format!(
                 "n must be a positive integer, got {n}"
             )));
+        }
+        if hostnames.len() as i64 > n {
+            return Err(ControlError::bad(
+                "Length of hostname list is more than removable instances",
+            ));
         }
         check_names(hostnames)?;
         if !self.inner.runtime.managed() {

@@ -1,0 +1,110 @@
+//! Bytes through the splice path: 1 MiB each way arrives intact, and half-close is passed on in
+//! both orders. The replica here is a raw TCP server in the test (behind `--runtime static`), so
+//! the test controls exactly when each side sends and closes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use common::Ringlb;
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1 << 20;
+
+fn payload(seed: u8) -> Vec<u8> {
+    (0..MIB).map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// What the backend saw: the sha256 of everything it read.
+type Seen = std::sync::mpsc::Receiver<[u8; 32]>;
+
+/// A backend that answers health checks, and for other requests either reads everything
+/// first and then sends `reply` (`reply_first = false`), or sends `reply` first.
+fn backend(reply_first: bool) -> (SocketAddr, Seen) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let mut first = [0u8; 14];
+                if s.read_exact(&mut first).is_err() {
+                    return;
+                }
+                if &first == b"GET /heartbeat" {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    return;
+                }
+                let mut hasher = Sha256::new();
+                hasher.update(first);
+                let reply = payload(7);
+                if reply_first {
+                    s.write_all(&reply).unwrap();
+                    s.shutdown(Shutdown::Write).unwrap();
+                }
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => hasher.update(&buf[..n]),
+                    }
+                }
+                if !reply_first {
+                    s.write_all(&reply).unwrap();
+                    s.shutdown(Shutdown::Write).unwrap();
+                }
+                let _ = tx.send(hasher.finalize().into());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+fn run(reply_first: bool) {
+    let (addr, seen) = backend(reply_first);
+    let lb = Ringlb::start(&["--runtime", "static", "--backend", &format!("b1={addr}")]);
+    let mut c = TcpStream::connect(lb.data).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut sent = b"POST /upload HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    sent.extend(payload(3));
+    let mut got = Vec::new();
+    if reply_first {
+        // Read the whole reply and its EOF while our side is still open.
+        c.write_all(&sent[..48]).unwrap();
+        c.read_to_end(&mut got).unwrap();
+        c.write_all(&sent[48..]).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+    } else {
+        let mut w = c.try_clone().unwrap();
+        let s2 = sent.clone();
+        let writer = thread::spawn(move || {
+            w.write_all(&s2).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        c.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+    }
+    let backend_saw = seen.recv_timeout(Duration::from_secs(20)).expect("backend finished");
+    assert_eq!(backend_saw, sha(&sent), "client → replica bytes intact");
+    assert_eq!(got.len(), MIB);
+    assert_eq!(sha(&got), sha(&payload(7)), "replica → client bytes intact");
+}
+
+#[test]
+fn one_mib_each_way_client_closes_first() {
+    run(false);
+}
+
+#[test]
+fn one_mib_each_way_replica_closes_first() {
+    run(true);
+}
