@@ -261,8 +261,7 @@ impl Runtime for DockerRuntime {
         // Any earlier container of this name is on its way out: its death is no news.
         self.current.lock().expect("current lock").remove(name);
         let id = self.run(spec).await?;
-        let current = self.current.clone();
-        current
+        self.current
             .lock()
             .expect("current lock")
             .insert(name.into(), id);
@@ -314,8 +313,7 @@ impl Runtime for DockerRuntime {
             let usable = inspected.and_then(|i| Some((self.address(&i)?, i.id)));
             match (id, usable) {
                 (Some(id), Some((addr, container))) => {
-                    let current = self.current.clone();
-                    current
+                    self.current
                         .lock()
                         .expect("current lock")
                         .insert(name.clone(), container);
@@ -330,6 +328,8 @@ impl Runtime for DockerRuntime {
             }
         }
         self.remove(&dead).await?;
+        // `docker ps` lists newest first; the manager gets them in server-id order.
+        found.sort_by(|a, b| (a.id, &a.name).cmp(&(b.id, &b.name)));
         Ok(found)
     }
 
