@@ -410,7 +410,8 @@ impl Manager {
 
     async fn stop_all(&self, names: &[String]) {
         let mut set = JoinSet::new();
-        for name in names.iter().cloned() {
+        for name in names {
+            let name = name.clone();
             let rt = self.inner.runtime.clone();
             set.spawn(async move {
                 if let Err(e) = rt.stop(&name).await {
@@ -537,7 +538,6 @@ impl Manager {
             })
             .collect();
         st.generation += 1;
-        ::metrics::gauge!(m::REPLICAS).set(st.replicas.len() as f64);
         self.inner.directory.publish(Routes {
             ring: st.ring.clone(),
             backends,
