@@ -77,104 +77,127 @@ pub enum SniffError {
     Io(#[from] std::io::Error),
 }
 
+/// Where the parts of a parsed head sit in its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spans {
+    /// The method.
+    pub method: Range<usize>,
+    /// The request target (path and query).
+    pub target: Range<usize>,
+    /// Header (name, value) ranges; empty unless the headers were asked for.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
 /// Reads from `stream` until the request line (or, with `need_headers`, the whole head) is in,
 /// within `cap` bytes. The caller puts a deadline around it.
+///
+/// Every decision is [`parse_head`]'s; this loop only reads, and skips asking while the newest
+/// bytes cannot change the answer (no line end, no NUL, still under the cap), so a client that
+/// trickles bytes costs a scan of what it sent, not of the whole buffer each time.
 pub async fn read_head(
     stream: &TcpStream,
     cap: usize,
     need_headers: bool,
 ) -> Result<Head, SniffError> {
     let mut buf = BytesMut::new();
-    let mut scanned = 0;
-    let mut line_end = None;
+    let mut line_seen = false;
     loop {
         stream.readable().await?;
         if buf.capacity() == buf.len() {
             let room = buf.len().max(INITIAL_BUFFER).min(cap + 1 - buf.len());
             buf.reserve(room.max(1));
         }
+        let before = buf.len();
         match stream.try_read_buf(&mut buf) {
             Ok(0) => return Err(SniffError::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e.into()),
         }
-        if line_end.is_none() {
-            if let Some(nl) = memchr(b'\n', &buf[scanned..]) {
-                line_end = Some(scanned + nl + 1);
-            } else {
-                scanned = buf.len();
-                if buf.len() > cap {
-                    return Err(SniffError::LineTooLong(cap));
-                }
-                // A NUL or a TLS handshake will never become a request line: say so now.
-                if let Some(e) = hopeless(&buf) {
-                    return Err(SniffError::Malformed(e));
-                }
-                continue;
-            }
+        let fresh = &buf[before..];
+        line_seen = line_seen || fresh.contains(&b'\n');
+        let decidable = line_seen
+            || buf.len() > cap
+            || fresh.contains(&0)
+            || (before == 0 && buf.first() == Some(&TLS_HANDSHAKE));
+        if !decidable {
+            continue;
         }
-        let end = line_end.expect("set above");
-        if end > cap + 1 {
-            return Err(SniffError::LineTooLong(cap));
-        }
-        if !need_headers {
-            return parse_line(buf, end);
-        }
-        match parse_full(buf, cap)? {
-            Ok(head) => return Ok(head),
-            Err(back) => {
-                buf = back;
-                scanned = buf.len();
-                if buf.len() > cap {
-                    return Err(SniffError::HeadersTooLarge(cap));
-                }
-            }
+        if let Some(spans) = parse_head(&buf, cap, need_headers)? {
+            return Ok(Head {
+                method: spans.method,
+                target: spans.target,
+                headers: spans.headers,
+                buf,
+            });
         }
     }
 }
 
+/// Decides what the first bytes of a connection are: `Ok(Some(_))` a complete request line (or
+/// head, with `need_headers`), `Ok(None)` not yet (read more), `Err(_)` never (answer and close).
+///
+/// A pure function of its input, with no I/O: [`read_head`] calls it, and so do the fuzz target
+/// (`proxy/fuzz`) and the corpus replay test. It never panics, whatever the bytes.
+pub fn parse_head(buf: &[u8], cap: usize, need_headers: bool) -> Result<Option<Spans>, SniffError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > cap {
+            return Err(SniffError::LineTooLong(cap));
+        }
+        // A NUL or a TLS handshake will never become a request line: say so now.
+        return match hopeless(buf) {
+            Some(e) => Err(SniffError::Malformed(e)),
+            None => Ok(None),
+        };
+    };
+    let end = nl + 1;
+    if end > cap + 1 {
+        return Err(SniffError::LineTooLong(cap));
+    }
+    if !need_headers {
+        return parse_line(buf, end).map(Some);
+    }
+    match parse_full(buf)? {
+        Some(spans) => Ok(Some(spans)),
+        None if buf.len() > cap => Err(SniffError::HeadersTooLarge(cap)),
+        None => Ok(None),
+    }
+}
+
 /// Parses just the request line in `buf[..end]`.
-fn parse_line(buf: BytesMut, end: usize) -> Result<Head, SniffError> {
+fn parse_line(buf: &[u8], end: usize) -> Result<Spans, SniffError> {
     let mut no_headers = [httparse::EMPTY_HEADER; 0];
     let mut req = httparse::Request::new(&mut no_headers);
     req.parse(&buf[..end]).map_err(reason)?;
     let (Some(method), Some(path), Some(_)) = (req.method, req.path, req.version) else {
         return Err(SniffError::Malformed("incomplete request line"));
     };
-    let method = span(&buf, method.as_bytes());
-    let target = span(&buf, path.as_bytes());
-    Ok(Head {
-        method,
-        target,
+    Ok(Spans {
+        method: span(buf, method.as_bytes()),
+        target: span(buf, path.as_bytes()),
         headers: Vec::new(),
-        buf,
     })
 }
 
-/// Parses the whole head; `Ok(Err(buf))` when it is not complete yet.
-fn parse_full(buf: BytesMut, _cap: usize) -> Result<Result<Head, BytesMut>, SniffError> {
+/// Parses the whole head; `None` when it is not complete yet.
+fn parse_full(buf: &[u8]) -> Result<Option<Spans>, SniffError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
-    let status = req.parse(&buf).map_err(reason)?;
+    let status = req.parse(buf).map_err(reason)?;
     if status.is_partial() {
-        return Ok(Err(buf));
+        return Ok(None);
     }
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(SniffError::Malformed("incomplete request line"));
     };
-    let method = span(&buf, method.as_bytes());
-    let target = span(&buf, path.as_bytes());
-    let headers = req
-        .headers
-        .iter()
-        .map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value)))
-        .collect();
-    Ok(Ok(Head {
-        method,
-        target,
-        headers,
-        buf,
+    Ok(Some(Spans {
+        method: span(buf, method.as_bytes()),
+        target: span(buf, path.as_bytes()),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| (span(buf, h.name.as_bytes()), span(buf, h.value)))
+            .collect(),
     }))
 }
 
@@ -196,9 +219,12 @@ fn span(buf: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
+/// The first byte of a TLS record carrying a handshake (a ClientHello on a plain HTTP port).
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Bytes that can never start a request line.
 fn hopeless(buf: &[u8]) -> Option<&'static str> {
-    if buf.first() == Some(&0x16) {
+    if buf.first() == Some(&TLS_HANDSHAKE) {
         return Some("TLS handshake on a plain HTTP port");
     }
     if buf.contains(&0) {
@@ -283,6 +309,25 @@ mod tests {
         assert!(matches!(
             sniff(b"GET /ho", 8192, false).await,
             Err(SniffError::Closed)
+        ));
+    }
+
+    #[test]
+    fn parse_head_decides_on_bytes_alone() {
+        let line = b"GET /home?rid=7 HTTP/1.1\r\n";
+        let spans = parse_head(line, 8192, false).unwrap().unwrap();
+        assert_eq!(&line[spans.target], b"/home?rid=7");
+        assert!(parse_head(b"GET /ho", 8192, false).unwrap().is_none());
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n", 8192, true)
+            .unwrap()
+            .is_none());
+        assert!(matches!(
+            parse_head(b"GET /\x00", 8192, false),
+            Err(SniffError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_head(&[b'a'; 17], 16, false),
+            Err(SniffError::LineTooLong(16))
         ));
     }
 
