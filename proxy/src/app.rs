@@ -194,15 +194,8 @@ fn install_metrics(hash: &str, runtime: &str) -> anyhow::Result<PrometheusHandle
         )?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    for (name, kind, help) in m::DESCRIPTIONS {
-        match kind {
-            m::Kind::Counter => ::metrics::describe_counter!(*name, *help),
-            m::Kind::Gauge => ::metrics::describe_gauge!(*name, *help),
-            m::Kind::Histogram => {
-                ::metrics::describe_histogram!(*name, ::metrics::Unit::Seconds, *help)
-            }
-        }
-    }
+    m::describe();
+    m::register_fixed();
     ::metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"),
         "hash" => hash.to_string(), "runtime" => runtime.to_string())
     .set(1.0);
@@ -233,6 +226,18 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     let hash = s.manager.ring.family.to_string();
     let runtime_name = format!("{:?}", s.runtime).to_lowercase();
     let metrics = install_metrics(&hash, &runtime_name)?;
+    // Histogram samples wait in lock-free buckets until they are folded in; do it every few
+    // seconds so memory stays flat when nothing scrapes /metrics.
+    tokio::spawn({
+        let handle = metrics.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        }
+    });
     if !s.max_conns_given {
         let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
         s.proxy.max_conns = max_conns_for(nofile);
