@@ -234,12 +234,15 @@ fn readyz(ctx: &Ctx) -> Resp {
     }
 }
 
+/// The state gauges are set from the manager's view first; series of replicas no longer in the
+/// pool are left out (see [`m::retain_replicas`]).
 fn metrics(ctx: &Ctx) -> Resp {
+    let pool = crate::status::refresh_gauges(&ctx.manager);
     let body = ctx
         .cfg
         .metrics
         .as_ref()
-        .map(|h| h.render())
+        .map(|h| m::retain_replicas(&h.render(), |r| pool.contains(r)).into_owned())
         .unwrap_or_default();
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(

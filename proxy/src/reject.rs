@@ -99,6 +99,25 @@ fn envelope(detail: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Reason;
+
+    #[test]
+    fn every_reason_has_a_series_from_the_start() {
+        for r in [
+            Reason::BadRequest,
+            Reason::TooLong,
+            Reason::HeadersTooLarge,
+            Reason::Timeout,
+            Reason::NoReplica,
+            Reason::OverCapacity,
+        ] {
+            assert!(
+                ringlb_core::metrics::REJECT_REASONS.contains(&r.label()),
+                "{r:?}"
+            );
+        }
+    }
+
     #[test]
     fn json_escapes() {
         assert_eq!(
