@@ -202,9 +202,11 @@ fn install_metrics(hash: &str, runtime: &str) -> anyhow::Result<PrometheusHandle
     Ok(handle)
 }
 
-/// Binds a listener with a deep backlog; `SO_REUSEPORT` lets a new ringlb take over the port
-/// while the old one drains.
-fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+/// Binds a listener with a deep backlog. With `reuse_port` (the data port) a new ringlb can bind
+/// the same port and take over while the old one drains. The control port is bound without it, so
+/// a second ringlb started by mistake with the same ports fails at once instead of silently
+/// sharing them.
+fn bind(addr: SocketAddr, what: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -212,7 +214,7 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     )?;
     socket.set_reuse_address(true)?;
     #[cfg(unix)]
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into()).with_context(|| {
         format!("cannot bind the {what} port {addr} (is another ringlb running?)")
@@ -242,8 +244,8 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
         s.proxy.max_conns = max_conns_for(nofile);
     }
-    let data = bind(s.listen, "data")?;
-    let control = bind(s.control, "control")?;
+    let control = bind(s.control, "control", false)?;
+    let data = bind(s.listen, "data", true)?;
     let runtime: Arc<dyn Runtime> = match s.runtime {
         RuntimeKind::Process => Arc::new(ProcessRuntime::new(ProcessConfig::current_exe()?)),
         RuntimeKind::Static => Arc::new(FixedRuntime::new(s.backends.clone())),
