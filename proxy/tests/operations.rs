@@ -1,0 +1,94 @@
+//! Operating the binary: env fallbacks, the TOML file, `--check`, and the assignment's single
+//! port (`--admin-on-data-port`).
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use common::{free_port, try_call, Ringlb};
+
+fn ringlb() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringlb"))
+}
+
+#[test]
+fn admin_on_data_port_answers_rep_add_and_rm() {
+    let lb = Ringlb::start(&["--admin-on-data-port", "--replicas", "2"]);
+    let (status, body) = try_call(lb.data, "GET", "/rep", None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"message":{"N":2,"replicas":["Server-1","Server-2"]},"status":"successful"}"#
+    );
+    let (status, body) = try_call(lb.data, "POST", "/add", Some(r#"{"n":1,"hostnames":["S9"]}"#)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(lb.replicas().contains(&"S9".to_string()));
+    let (status, _) = try_call(lb.data, "DELETE", "/rm", Some(r#"{"n":1,"hostnames":["S9"]}"#)).unwrap();
+    assert_eq!(status, 200);
+    // Everything else still goes to a replica.
+    assert_eq!(lb.get("/home").unwrap().0, 200);
+    // Without the flag, /rep on the data port is a replica's 400.
+    let plain = Ringlb::start(&["--replicas", "1"]);
+    let (status, body) = plain.get("/rep").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("'/rep' endpoint does not exist in server replicas"));
+}
+
+#[test]
+fn check_validates_and_exits() {
+    assert!(ringlb().arg("--check").status().unwrap().success());
+    for bad in [
+        &["--hash", "nope", "--check"][..],
+        &["--replicas", "57", "--hash", "assignment", "--check"],
+        &["--runtime", "static", "--check"],
+        &["--backend", "a=127.0.0.1:1", "--check"],
+        &["--table-size", "65536", "--check"],
+        &["--assignment-h", "1,2", "--check"],
+        &["--fall", "0", "--check"],
+    ] {
+        let out = ringlb().args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stderr.is_empty(), "{bad:?} says why");
+    }
+}
+
+#[test]
+fn env_and_config_file() {
+    // RINGLB_* variables stand in for flags.
+    let (data, control) = (free_port(), free_port());
+    let mut child = ringlb()
+        .env("RINGLB_LISTEN", format!("127.0.0.1:{data}"))
+        .env("RINGLB_CONTROL", format!("127.0.0.1:{control}"))
+        .env("RINGLB_REPLICAS", "2")
+        .env("RINGLB_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{control}").parse().unwrap();
+    let mut names = None;
+    for _ in 0..200 {
+        if let Ok((200, body)) = try_call(addr, "GET", "/rep", None) {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if v["message"]["N"] == 2 {
+                names = Some(body);
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(names.is_some(), "two replicas from RINGLB_REPLICAS");
+
+    // A TOML file with flag names as keys; unknown keys are refused.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "replicas = 1\nhash = \"rendezvous\"\nhealth-interval = \"200ms\"").unwrap();
+    let path = f.path().to_str().unwrap().to_string();
+    let lb = Ringlb::start(&["--config", &path]);
+    assert_eq!(lb.replicas(), ["Server-1"]);
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    writeln!(bad, "replicas = 1\ncolour = \"blue\"").unwrap();
+    let out = ringlb().args(["--config", bad.path().to_str().unwrap(), "--check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key 'colour'"));
+}
