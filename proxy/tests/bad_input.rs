@@ -74,7 +74,7 @@ fn silent_client_gets_408_while_others_are_served() {
     let t = Instant::now();
     // Meanwhile others are served.
     for k in 0..20 {
-        assert_eq!(lb.home(100_000 + k).map(|_| ()).is_ok(), true);
+        assert!(lb.home(100_000 + k).is_ok());
     }
     let mut answer = Vec::new();
     let _ = silent.read_to_end(&mut answer);
