@@ -18,11 +18,20 @@ fn shared_contract_check_holds() {
     let lb = Ringlb::start(&[]);
     let out = Command::new("python3")
         .arg(&script)
-        .args(["--data", &lb.data.to_string(), "--control", &lb.control.to_string()])
+        .args([
+            "--data",
+            &lb.data.to_string(),
+            "--control",
+            &lb.control.to_string(),
+        ])
         .output()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("all contract checks hold"));
 }

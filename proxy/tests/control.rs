@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use common::Ringlb;
 
 fn answering_ids(lb: &Ringlb, n: u32) -> BTreeSet<u32> {
-    (0..n).filter_map(|k| lb.home(100_000 + k * 4_447).ok()).collect()
+    (0..n)
+        .filter_map(|k| lb.home(100_000 + k * 4_447).ok())
+        .collect()
 }
 
 #[test]
@@ -27,7 +29,11 @@ fn add_and_rm_change_who_answers_within_a_second() {
     );
     let ids = answering_ids(&lb, 200);
     assert!(t.elapsed() < Duration::from_secs(3));
-    assert_eq!(ids, BTreeSet::from([1, 2, 3, 4, 5]), "the new replicas answer");
+    assert_eq!(
+        ids,
+        BTreeSet::from([1, 2, 3, 4, 5]),
+        "the new replicas answer"
+    );
 
     let details = lb.details();
     let s5 = details.iter().find(|d| d["name"] == "S5").unwrap();
@@ -51,28 +57,104 @@ fn every_bad_request_is_refused_and_changes_nothing() {
     let before = lb.replicas();
     let huge = format!(r#"{{"n":1,"hostnames":["{}"]}}"#, "a".repeat(70 * 1024));
     let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
-        ("POST", "/add", Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#), 400,
-            "<Error> Length of hostname list is more than newly added instances"),
-        ("DELETE", "/rm", Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#), 400,
-            "<Error> Length of hostname list is more than removable instances"),
-        ("POST", "/add", Some(r#"{"n":1,"hostnames":["Server-2"]}"#), 400, "already exists"),
-        ("DELETE", "/rm", Some(r#"{"n":1,"hostnames":["Nope"]}"#), 400, "is not a replica"),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#),
+            400,
+            "<Error> Length of hostname list is more than newly added instances",
+        ),
+        (
+            "DELETE",
+            "/rm",
+            Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#),
+            400,
+            "<Error> Length of hostname list is more than removable instances",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1,"hostnames":["Server-2"]}"#),
+            400,
+            "already exists",
+        ),
+        (
+            "DELETE",
+            "/rm",
+            Some(r#"{"n":1,"hostnames":["Nope"]}"#),
+            400,
+            "is not a replica",
+        ),
         ("POST", "/add", Some(r#"{"n":0}"#), 400, "positive integer"),
         ("POST", "/add", Some(r#"{"n":-1}"#), 400, "positive integer"),
         ("DELETE", "/rm", Some(r#"{"n":0}"#), 400, "positive integer"),
-        ("POST", "/add", Some(r#"{"n":"2"}"#), 400, "must be an integer"),
-        ("POST", "/add", Some(r#"{"n":1.5}"#), 400, "must be an integer"),
-        ("POST", "/add", Some(r#"{"hostnames":["S5"]}"#), 400, "n is required"),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":"2"}"#),
+            400,
+            "must be an integer",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1.5}"#),
+            400,
+            "must be an integer",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"hostnames":["S5"]}"#),
+            400,
+            "n is required",
+        ),
         ("DELETE", "/rm", Some(r#"{"n":4}"#), 400, "only 3 exist"),
         ("POST", "/add", Some(r#"{"n":1000}"#), 400, "at most"),
-        ("POST", "/add", Some(r#"{"n":1,"hostnames":["bad name"]}"#), 400, "Invalid hostname"),
-        ("POST", "/add", Some(r#"{"n":1,"hostnames":["--privileged"]}"#), 400, "Invalid hostname"),
-        ("POST", "/add", Some(r#"{"n":2,"hostnames":["S7","S7"]}"#), 400, "appears twice"),
-        ("POST", "/add", Some(r#"{"n":1,"hostnames":"S5"}"#), 400, "list of strings"),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1,"hostnames":["bad name"]}"#),
+            400,
+            "Invalid hostname",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1,"hostnames":["--privileged"]}"#),
+            400,
+            "Invalid hostname",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":2,"hostnames":["S7","S7"]}"#),
+            400,
+            "appears twice",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1,"hostnames":"S5"}"#),
+            400,
+            "list of strings",
+        ),
         ("POST", "/add", Some("{not json"), 400, "Invalid JSON"),
         ("POST", "/add", Some(""), 400, "Missing JSON payload"),
-        ("POST", "/add", Some(r#"{"n":1,"extra":1}"#), 400, "Unknown field"),
-        ("POST", "/add", Some(huge.as_str()), 413, "larger than 64 KiB"),
+        (
+            "POST",
+            "/add",
+            Some(r#"{"n":1,"extra":1}"#),
+            400,
+            "Unknown field",
+        ),
+        (
+            "POST",
+            "/add",
+            Some(huge.as_str()),
+            413,
+            "larger than 64 KiB",
+        ),
         ("GET", "/add", None, 405, "not allowed"),
         ("GET", "/rm", None, 405, "not allowed"),
         ("POST", "/rep", Some("{}"), 405, "not allowed"),
@@ -86,11 +168,22 @@ fn every_bad_request_is_refused_and_changes_nothing() {
         assert_eq!(v["status"], "failure", "{text}");
         let msg = v["message"].as_str().unwrap();
         assert!(msg.starts_with("<Error> "), "{msg}");
-        assert!(msg.contains(want_text), "{method} {path} {body:?}: {msg:?} lacks {want_text:?}");
-        assert_eq!(lb.replicas(), before, "{method} {path} {body:?} changed the pool");
+        assert!(
+            msg.contains(want_text),
+            "{method} {path} {body:?}: {msg:?} lacks {want_text:?}"
+        );
+        assert_eq!(
+            lb.replicas(),
+            before,
+            "{method} {path} {body:?} changed the pool"
+        );
     }
     // Exact messages of the assignment.
-    let (_, text) = lb.call("POST", "/add", Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#));
+    let (_, text) = lb.call(
+        "POST",
+        "/add",
+        Some(r#"{"n":2,"hostnames":["S5","S4","S10","S11"]}"#),
+    );
     assert_eq!(
         text,
         r#"{"message":"<Error> Length of hostname list is more than newly added instances","status":"failure"}"#
@@ -101,7 +194,10 @@ fn every_bad_request_is_refused_and_changes_nothing() {
 fn token_guards_mutations() {
     let lb = Ringlb::start(&["--token", "s3cret", "--replicas", "1"]);
     let url = format!("http://{}/add", lb.control);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     for auth in [None, Some("Bearer wrong"), Some("s3cret")] {
         let mut req = agent.post(&url);
         if let Some(a) = auth {

@@ -15,7 +15,9 @@ fn killed_replica_is_replaced_and_requests_keep_succeeding() {
     let victim = &details[1];
     let (name, pid) = (
         victim["name"].as_str().unwrap().to_string(),
-        victim["pid"].as_u64().expect("process runtime reports pids"),
+        victim["pid"]
+            .as_u64()
+            .expect("process runtime reports pids"),
     );
     let victim_id = victim["id"].as_u64().unwrap() as u32;
     // A rid the victim owns, so the failover path is exercised.
@@ -24,7 +26,11 @@ fn killed_replica_is_replaced_and_requests_keep_succeeding() {
         .expect("the victim owns some rid");
 
     let killed = Instant::now();
-    assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
 
     // Marked down (or already respawning/replaced).
     let mut marked_down = None;
@@ -63,9 +69,15 @@ fn killed_replica_is_replaced_and_requests_keep_succeeding() {
     );
     assert!(marked_down.is_some(), "the kill was noticed");
     let replaced = replaced.expect("the replica was respawned");
-    assert!(replaced <= Duration::from_secs(3), "respawn took {replaced:?}");
+    assert!(
+        replaced <= Duration::from_secs(3),
+        "respawn took {replaced:?}"
+    );
     assert!(served_by_victim_again.unwrap() <= Duration::from_secs(3));
-    assert_eq!(failures_after_down, 0, "requests after the replica was marked down all succeed");
+    assert_eq!(
+        failures_after_down, 0,
+        "requests after the replica was marked down all succeed"
+    );
     // Same name, same id, a new process.
     let d = lb.details();
     let v = d.iter().find(|r| r["name"] == name.as_str()).unwrap();
@@ -78,15 +90,26 @@ fn killed_replica_is_replaced_and_requests_keep_succeeding() {
 fn random_respawn_names_follow_the_assignment() {
     let lb = Ringlb::start(&["--respawn-name", "random", "--replicas", "2"]);
     let pid = lb.details()[0]["pid"].as_u64().unwrap();
-    Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
     let t = Instant::now();
     loop {
         let names = lb.replicas();
         if !names.contains(&"Server-1".to_string()) && names.len() == 2 {
-            assert!(names.iter().any(|n| n.starts_with("Server-") && n != "Server-2"), "{names:?}");
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with("Server-") && n != "Server-2"),
+                "{names:?}"
+            );
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "no replacement: {names:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no replacement: {names:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(lb.get("/home").unwrap().0, 200);
@@ -98,5 +121,8 @@ fn sigterm_drains_and_exits_zero() {
     assert_eq!(lb.get("/home").unwrap().0, 200);
     let status = lb.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(std::net::TcpStream::connect(lb.data).is_err(), "the listener is closed");
+    assert!(
+        std::net::TcpStream::connect(lb.data).is_err(),
+        "the listener is closed"
+    );
 }

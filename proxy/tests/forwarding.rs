@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 const MIB: usize = 1 << 20;
 
 fn payload(seed: u8) -> Vec<u8> {
-    (0..MIB).map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..MIB)
+        .map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// What the backend saw: the sha256 of everything it read.
@@ -37,7 +39,9 @@ fn backend(reply_first: bool) -> (SocketAddr, Seen) {
                     return;
                 }
                 if &first == b"GET /heartbeat" {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
                     return;
                 }
                 let mut hasher = Sha256::new();
@@ -93,7 +97,9 @@ fn run(reply_first: bool) {
         c.read_to_end(&mut got).unwrap();
         writer.join().unwrap();
     }
-    let backend_saw = seen.recv_timeout(Duration::from_secs(20)).expect("backend finished");
+    let backend_saw = seen
+        .recv_timeout(Duration::from_secs(20))
+        .expect("backend finished");
     assert_eq!(backend_saw, sha(&sent), "client → replica bytes intact");
     assert_eq!(got.len(), MIB);
     assert_eq!(sha(&got), sha(&payload(7)), "replica → client bytes intact");

@@ -21,10 +21,22 @@ fn admin_on_data_port_answers_rep_add_and_rm() {
         body,
         r#"{"message":{"N":2,"replicas":["Server-1","Server-2"]},"status":"successful"}"#
     );
-    let (status, body) = try_call(lb.data, "POST", "/add", Some(r#"{"n":1,"hostnames":["S9"]}"#)).unwrap();
+    let (status, body) = try_call(
+        lb.data,
+        "POST",
+        "/add",
+        Some(r#"{"n":1,"hostnames":["S9"]}"#),
+    )
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(lb.replicas().contains(&"S9".to_string()));
-    let (status, _) = try_call(lb.data, "DELETE", "/rm", Some(r#"{"n":1,"hostnames":["S9"]}"#)).unwrap();
+    let (status, _) = try_call(
+        lb.data,
+        "DELETE",
+        "/rm",
+        Some(r#"{"n":1,"hostnames":["S9"]}"#),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     // Everything else still goes to a replica.
     assert_eq!(lb.get("/home").unwrap().0, 200);
@@ -48,7 +60,12 @@ fn check_validates_and_exits() {
         &["--fall", "0", "--check"],
     ] {
         let out = ringlb().args(bad).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!out.stderr.is_empty(), "{bad:?} says why");
     }
 }
@@ -82,13 +99,20 @@ fn env_and_config_file() {
 
     // A TOML file with flag names as keys; unknown keys are refused.
     let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(f, "replicas = 1\nhash = \"rendezvous\"\nhealth-interval = \"200ms\"").unwrap();
+    writeln!(
+        f,
+        "replicas = 1\nhash = \"rendezvous\"\nhealth-interval = \"200ms\""
+    )
+    .unwrap();
     let path = f.path().to_str().unwrap().to_string();
     let lb = Ringlb::start(&["--config", &path]);
     assert_eq!(lb.replicas(), ["Server-1"]);
     let mut bad = tempfile::NamedTempFile::new().unwrap();
     writeln!(bad, "replicas = 1\ncolour = \"blue\"").unwrap();
-    let out = ringlb().args(["--config", bad.path().to_str().unwrap(), "--check"]).output().unwrap();
+    let out = ringlb()
+        .args(["--config", bad.path().to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key 'colour'"));
 }

@@ -30,7 +30,9 @@ fn distribution(lb: &Ringlb, ids: Vec<u32>) -> BTreeMap<u32, usize> {
     });
     let mut counts = BTreeMap::new();
     for a in answers {
-        *counts.entry(a.expect("every request is answered")).or_insert(0) += 1;
+        *counts
+            .entry(a.expect("every request is answered"))
+            .or_insert(0) += 1;
     }
     counts
 }
@@ -61,7 +63,11 @@ fn maglev_spreads_10000_requests_evenly() {
     assert_eq!(counts.len(), 3, "all three replicas answer: {counts:?}");
     let max = *counts.values().max().unwrap() as f64;
     let mean = 10_000.0 / 3.0;
-    assert!(max / mean <= 1.08, "max/mean {:.3} over 1.08: {counts:?}", max / mean);
+    assert!(
+        max / mean <= 1.08,
+        "max/mean {:.3} over 1.08: {counts:?}",
+        max / mean
+    );
 }
 
 #[test]
