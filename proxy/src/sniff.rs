@@ -154,11 +154,17 @@ pub fn parse_head(buf: &[u8], cap: usize, need_headers: bool) -> Result<Option<S
     if end > cap + 1 {
         return Err(SniffError::LineTooLong(cap));
     }
+    // The line is held to the same rules whether or not the headers follow (httparse alone
+    // would skip a leading empty line when it parses a whole head).
+    let line = parse_line(buf, end)?;
     if !need_headers {
-        return parse_line(buf, end).map(Some);
+        return Ok(Some(line));
     }
     match parse_full(buf)? {
-        Some(spans) => Ok(Some(spans)),
+        // A head that arrived in one piece is held to the cap too: whether it fits must not
+        // depend on how the client split its writes.
+        Some((len, _)) if len > cap => Err(SniffError::HeadersTooLarge(cap)),
+        Some((_, spans)) => Ok(Some(spans)),
         None if buf.len() > cap => Err(SniffError::HeadersTooLarge(cap)),
         None => Ok(None),
     }
@@ -179,26 +185,28 @@ fn parse_line(buf: &[u8], end: usize) -> Result<Spans, SniffError> {
     })
 }
 
-/// Parses the whole head; `None` when it is not complete yet.
-fn parse_full(buf: &[u8]) -> Result<Option<Spans>, SniffError> {
+/// Parses the whole head: its length and spans, or `None` when it is not complete yet.
+fn parse_full(buf: &[u8]) -> Result<Option<(usize, Spans)>, SniffError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
-    let status = req.parse(buf).map_err(reason)?;
-    if status.is_partial() {
+    let httparse::Status::Complete(len) = req.parse(buf).map_err(reason)? else {
         return Ok(None);
-    }
+    };
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(SniffError::Malformed("incomplete request line"));
     };
-    Ok(Some(Spans {
-        method: span(buf, method.as_bytes()),
-        target: span(buf, path.as_bytes()),
-        headers: req
-            .headers
-            .iter()
-            .map(|h| (span(buf, h.name.as_bytes()), span(buf, h.value)))
-            .collect(),
-    }))
+    Ok(Some((
+        len,
+        Spans {
+            method: span(buf, method.as_bytes()),
+            target: span(buf, path.as_bytes()),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (span(buf, h.name.as_bytes()), span(buf, h.value)))
+                .collect(),
+        },
+    )))
 }
 
 fn reason(e: httparse::Error) -> SniffError {
