@@ -1,6 +1,7 @@
 //! Active health checks, state transitions and respawn of managed replicas.
 //!
-//! Every `interval` each replica gets a `GET /heartbeat`. `fall` failures in a row take it down,
+//! Every `interval` each replica gets a `GET /heartbeat` (rounds overlap when checks are slow).
+//! `fall` failures in a row take it down,
 //! `rise` successes bring it back; the data plane's connect failures take it down too
 //! ([`ringlb_core::Health::connect_failed`]). A managed replica that is down is replaced:
 //! at once when its runtime reports that it exited, after `respawn.after` when it merely hangs
@@ -42,7 +43,10 @@ impl Manager {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            self.check_round().await;
+            // Rounds overlap: a check that waits for its timeout does not delay the next
+            // round, so a hung replica still falls after `fall` intervals, not `fall` timeouts.
+            let this = self.clone();
+            tokio::spawn(async move { this.check_round().await });
             self.respawn_due();
         }
     }

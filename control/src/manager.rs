@@ -36,7 +36,9 @@ impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
             interval: Duration::from_millis(500),
-            timeout: Duration::from_millis(400),
+            // Long enough for a loaded machine; overlapping rounds keep detection at about
+            // `fall` × `interval` plus one timeout.
+            timeout: Duration::from_secs(1),
             fall: 2,
             rise: 2,
         }

@@ -164,6 +164,7 @@ impl Settings {
                 admin,
                 fall: a.fall,
                 drain_timeout: a.drain_timeout,
+                splice: a.splice,
             },
             max_conns_given: a.max_conns.is_some(),
         })

@@ -120,6 +120,10 @@ pub struct Args {
     /// After SIGTERM/SIGINT, how long open connections may finish.
     #[arg(long, env = "RINGLB_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Forwarding: `always` splices every byte (zero-copy); `auto` copies small messages through
+    /// a per-thread buffer and splices once a direction carries bulk data.
+    #[arg(long, env = "RINGLB_SPLICE", default_value = "always")]
+    pub splice: ringlb_proxy::splice::Mode,
     /// Worker threads of the data plane [default: one per core].
     #[arg(long, env = "RINGLB_WORKERS")]
     pub workers: Option<usize>,
@@ -128,7 +132,7 @@ pub struct Args {
     #[arg(long, env = "RINGLB_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     /// How long one health check may take.
-    #[arg(long, env = "RINGLB_HEALTH_TIMEOUT", default_value = "400ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "RINGLB_HEALTH_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_timeout: Duration,
     /// Failed checks (or connects) in a row that take a replica down.
     #[arg(long, env = "RINGLB_FALL", default_value_t = 2)]

@@ -98,6 +98,8 @@ pub struct ProxyConfig {
     pub fall: u32,
     /// How long open connections may finish after a shutdown signal.
     pub drain_timeout: Duration,
+    /// How bytes are forwarded.
+    pub splice: crate::splice::Mode,
 }
 
 impl Default for ProxyConfig {
@@ -113,6 +115,7 @@ impl Default for ProxyConfig {
             admin: None,
             fall: 2,
             drain_timeout: Duration::from_secs(10),
+            splice: crate::splice::Mode::Always,
         }
     }
 }

@@ -172,7 +172,7 @@ async fn replay_and_forward(
     }
     counts.up.fetch_add(head.len() as u64, Ordering::Relaxed);
     tokio::select! {
-        end = splice::forward(client, upstream, cfg.idle_timeout, counts) => end,
+        end = splice::forward(client, upstream, cfg.idle_timeout, cfg.splice, counts) => end,
         _ = shared.hard_stop.cancelled() => End::Shutdown,
     }
 }

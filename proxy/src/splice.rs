@@ -4,6 +4,15 @@
 //! page references from one socket to the other, and no byte is copied into user space. Elsewhere
 //! a buffered copy does the same job.
 //!
+//! [`Mode::Auto`] (`--splice auto`) first moves each message through a per-thread buffer and
+//! switches a direction to `splice(2)` once a read fills that buffer, i.e. once the direction
+//! carries bulk data, the way HAProxy's `splice-auto` does. For small messages a copy is cheaper
+//! than splicing: a read that returns less than the buffer proves the socket is drained, so
+//! waiting for the next message costs no extra call, while a splice that returns less proves
+//! nothing (it may have stopped at the pipe's 16 slots) and needs one more call that fails with
+//! EAGAIN. The buffer belongs to the worker thread and is used only between two awaits, so an
+//! open connection holds no buffer at all.
+//!
 //! Half-close is passed through: when one side finishes sending (EOF), the other side's write
 //! half is shut down and the opposite direction goes on until it finishes too. A connection with
 //! no bytes moving either way for the idle timeout is closed. An error in either direction (a
@@ -44,6 +53,29 @@ impl End {
     }
 }
 
+/// How bytes are moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `splice(2)` from the first byte: no byte ever crosses into user space.
+    #[default]
+    Always,
+    /// Copy small messages, splice once a direction carries bulk data.
+    Auto,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Mode::Always),
+            "auto" => Ok(Mode::Auto),
+            _ => Err(format!(
+                "unknown splice mode {s:?} (expected always or auto)"
+            )),
+        }
+    }
+}
+
 /// Byte counts of one forwarded connection, readable while it runs.
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -61,13 +93,14 @@ pub async fn forward(
     client: &TcpStream,
     replica: &TcpStream,
     idle: Duration,
+    mode: Mode,
     counts: &Counts,
 ) -> End {
     let start = Instant::now();
     let both = async {
         tokio::try_join!(
-            pump(client, replica, &counts.up, &counts.last, start),
-            pump(replica, client, &counts.down, &counts.last, start),
+            pump(client, replica, mode, &counts.up, &counts.last, start),
+            pump(replica, client, mode, &counts.down, &counts.last, start),
         )
     };
     tokio::select! {
@@ -107,6 +140,81 @@ mod linux {
 
     /// Bytes moved per `splice` call: the default pipe capacity (16 pages).
     const CHUNK: usize = 64 * 1024;
+
+    /// Size of the per-thread copy buffer; a read that fills it marks a direction as bulk.
+    const SCRATCH: usize = 16 * 1024;
+
+    thread_local! {
+        static BUF: std::cell::RefCell<Box<[u8]>> =
+            std::cell::RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+    }
+
+    /// What one read-and-write through the thread's buffer did.
+    enum Step {
+        Wait,
+        Eof,
+        Moved { n: usize, full: bool, rest: Vec<u8> },
+    }
+
+    /// Copies one message from `src` to `dst`: `Some((bytes, filled the buffer))`, or `None` at
+    /// EOF. Bytes `dst` cannot take at once are kept on the heap until it can.
+    async fn copy_once(src: &TcpStream, dst: &TcpStream) -> io::Result<Option<(usize, bool)>> {
+        let fd = src.as_raw_fd();
+        loop {
+            let step = BUF.with(|cell| -> io::Result<Step> {
+                let mut buf = cell.borrow_mut();
+                let mut got = 0;
+                let r = src.try_io(Interest::READABLE, || {
+                    got = recv(fd, &mut buf)?;
+                    if got > 0 && got < buf.len() {
+                        // Drained: let tokio clear the readiness, as its own reads do.
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(got)
+                    }
+                });
+                match r {
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+                    Err(_) if got == 0 => return Ok(Step::Wait),
+                    Ok(0) => return Ok(Step::Eof),
+                    _ => {}
+                }
+                let mut off = 0;
+                while off < got {
+                    match dst.try_write(&buf[off..got]) {
+                        Ok(m) => off += m,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(Step::Moved {
+                    n: got,
+                    full: got == buf.len(),
+                    rest: buf[off..got].to_vec(),
+                })
+            })?;
+            match step {
+                Step::Wait => src.readable().await?,
+                Step::Eof => return Ok(None),
+                Step::Moved { n, full, rest } => {
+                    write_all(dst, &rest).await?;
+                    return Ok(Some((n, full)));
+                }
+            }
+        }
+    }
+
+    /// One non-blocking `recv`.
+    fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is a valid, writable slice of `buf.len()` bytes for the whole call, and
+        // `fd` is an open socket borrowed from a TcpStream the caller holds.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
 
     /// A non-blocking pipe, the kernel buffer between two sockets.
     struct Pipe {
@@ -179,10 +287,27 @@ mod linux {
     pub(super) async fn pump(
         src: &TcpStream,
         dst: &TcpStream,
+        mode: Mode,
         count: &AtomicU64,
         last: &AtomicU64,
         start: Instant,
     ) -> io::Result<()> {
+        if mode == Mode::Auto {
+            loop {
+                let (n, full) = match copy_once(src, dst).await? {
+                    Some(moved) => moved,
+                    None => {
+                        close_write(dst);
+                        return Ok(());
+                    }
+                };
+                count.fetch_add(n as u64, Ordering::Relaxed);
+                touch(last, start);
+                if full {
+                    break; // bulk data: splice from here on
+                }
+            }
+        }
         let pipe = Pipe::take()?;
         let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
         let (pipe_rd, pipe_wr) = (pipe.rd.as_raw_fd(), pipe.wr.as_raw_fd());
@@ -227,6 +352,7 @@ mod portable {
     pub(super) async fn pump(
         src: &TcpStream,
         dst: &TcpStream,
+        _mode: Mode,
         count: &AtomicU64,
         last: &AtomicU64,
         start: Instant,
