@@ -90,8 +90,6 @@ fn run(reply_first: bool, splice: &str) {
         &backend,
         "--splice",
         splice,
-        "--log",
-        "info",
     ]);
     let mut c = TcpStream::connect(lb.data).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -145,7 +143,7 @@ fn auto_mode_one_mib_each_way_replica_closes_first() {
 #[test]
 fn auto_mode_serves_keep_alive_requests() {
     use std::io::BufRead;
-    let lb = Ringlb::start(&["--replicas", "1", "--splice", "auto", "--log", "info"]);
+    let lb = Ringlb::start(&["--replicas", "1", "--splice", "auto"]);
     let c = TcpStream::connect(lb.data).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut r = std::io::BufReader::new(c.try_clone().unwrap());
