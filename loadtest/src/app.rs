@@ -133,6 +133,7 @@ async fn experiments(
                 let r = a3::measure(&ctx, &s).await?;
                 a3::write(&ctx, &r, &s)?;
                 println!("{}", a3::recovery_table(&r.kill).markdown());
+                println!("{}", a3::repeats_table(&r).markdown());
                 if let Some(h) = &r.hang {
                     println!("{}", a3::recovery_table(h).markdown());
                 }
@@ -211,6 +212,7 @@ fn settings(a: &A3Args) -> a3::Settings {
             poll,
             ..d.kill
         },
+        kills: a.kills.max(1),
         hang: (!a.no_hang).then(|| Timing {
             duration: Duration::from_secs_f64(a.hang_duration),
             inject_at,

@@ -155,12 +155,15 @@ pub struct A3Args {
     /// Interval of the /replicas polls that time detection and replacement, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub poll_ms: u64,
+    /// How many times the kill is repeated (the first is charted, all are tabled).
+    #[arg(long, default_value_t = 3)]
+    pub kills: usize,
     /// Skip the hung-replica run (it lasts --hang-duration, since ringlb replaces a hung replica
     /// only after its --respawn-after, 10 s by default).
     #[arg(long)]
     pub no_hang: bool,
     /// Length of the hung-replica run, in seconds.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 20.0)]
     pub hang_duration: f64,
 }
 

@@ -44,11 +44,12 @@ impl Table {
         let numeric = |c: usize| {
             self.rows.iter().all(|r| {
                 r.get(c).is_some_and(|v| {
-                    v.trim_end_matches(['%', 'x', ' '])
-                        .trim_start_matches(['~', '≤', '+', '-'])
-                        .replace([',', '.', '/', ' '], "")
-                        .chars()
-                        .all(|ch| ch.is_ascii_digit())
+                    v == "–"
+                        || v.trim_end_matches(['%', 'x', ' '])
+                            .trim_start_matches(['~', '≤', '+', '-'])
+                            .replace([',', '.', '/', ' '], "")
+                            .chars()
+                            .all(|ch| ch.is_ascii_digit())
                 })
             })
         };

@@ -133,6 +133,7 @@ async fn every_experiment_writes_its_report_and_counts_add_up() {
     };
     let s3 = a3::Settings {
         kill: timing(3),
+        kills: 1,
         hang: Some(timing(5)),
         bucket_ms: 50.0,
     };

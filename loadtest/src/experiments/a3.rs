@@ -17,6 +17,9 @@ use crate::report::{f, preamble, Table};
 pub struct Settings {
     /// The kill run.
     pub kill: Timing,
+    /// How many times the kill is repeated (each on the replica with the smallest id, after
+    /// all replicas are up again); the first is charted, all are tabled.
+    pub kills: usize,
     /// The hang run; `None` skips it.
     pub hang: Option<Timing>,
     /// Bucket width of the full timelines, ms.
@@ -33,10 +36,11 @@ impl Default for Settings {
                 poll,
                 timeout: Duration::from_secs(2),
             },
+            kills: 3,
             // ringlb replaces a hung replica after --respawn-after (default 10 s), so the run
             // must outlast that by a few seconds.
             hang: Some(Timing {
-                duration: Duration::from_secs(15),
+                duration: Duration::from_secs(20),
                 inject_at: Duration::from_secs(2),
                 poll,
                 timeout: Duration::from_secs(2),
@@ -51,23 +55,35 @@ impl Default for Settings {
 pub struct A3 {
     pub checks: Vec<Check>,
     pub kill: Recovery,
+    /// The repetitions after the first kill.
+    pub more_kills: Vec<Recovery>,
     pub hang: Option<Recovery>,
 }
 
 /// Runs the checks, the kill and the hang.
 pub async fn measure(ctx: &Ctx, s: &Settings) -> Result<A3> {
     let checks = checks::run(ctx).await?;
+    let n = ctx.control.replicas().await?.len();
+    let all_up = || ctx.control.wait_all_up(n, Duration::from_secs(60));
     let kill = fault::run(ctx, Fault::Kill, &s.kill).await?;
+    let mut more_kills = Vec::new();
+    for _ in 1..s.kills {
+        all_up().await?;
+        more_kills.push(fault::run(ctx, Fault::Kill, &s.kill).await?);
+    }
     let hang = match &s.hang {
         Some(t) => {
-            ctx.control
-                .wait_all_up(ctx.control.replicas().await?.len(), Duration::from_secs(60))
-                .await?;
+            all_up().await?;
             Some(fault::run(ctx, Fault::Hang, t).await?)
         }
         None => None,
     };
-    Ok(A3 { checks, kill, hang })
+    Ok(A3 {
+        checks,
+        kill,
+        more_kills,
+        hang,
+    })
 }
 
 /// The recovery figures as a table (ms after the fault was injected).
@@ -93,6 +109,34 @@ pub fn recovery_table(r: &Recovery) -> Table {
         "first request answered by its id again (start)",
         r.first_success_ms,
     );
+    t
+}
+
+/// One row per kill: the times after the fault and the failures.
+pub fn repeats_table(a: &A3) -> Table {
+    let mut t = Table::new([
+        "kill",
+        "marked down (ringlb) ms",
+        "detected (poll) ms",
+        "replacement up (ringlb) ms",
+        "first success ms",
+        "failed in window",
+        "failed in run",
+        "requests in run",
+    ]);
+    let after = |r: &Recovery, v: Option<f64>| v.map_or("–".into(), |v| f(v - r.injected_ms, 1));
+    for (i, r) in std::iter::once(&a.kill).chain(&a.more_kills).enumerate() {
+        t.row([
+            (i + 1).to_string(),
+            after(r, r.down_by_ringlb_clock_ms),
+            after(r, r.detected_ms),
+            after(r, r.replaced_by_ringlb_clock_ms),
+            after(r, r.first_success_ms),
+            r.failed_in_window.to_string(),
+            r.run["failed"].to_string(),
+            r.run["sent"].to_string(),
+        ]);
+    }
     t
 }
 
@@ -206,6 +250,13 @@ pub fn write(ctx: &Ctx, a: &A3, s: &Settings) -> Result<()> {
         checks::table(&a.checks).markdown(),
         section(k, &[full, zoom]),
     );
+    if !a.more_kills.is_empty() {
+        md.push_str(&format!(
+            "\n### The kill repeated ({} times in all)\n\n{}",
+            1 + a.more_kills.len(),
+            repeats_table(a).markdown()
+        ));
+    }
     if let (Some(h), Some(t)) = (&a.hang, &s.hang) {
         let hang = ctx.file("a3-hang.svg");
         timeline(ctx, &hang, h, 0.0, ms(t.duration), 100.0)?;
