@@ -62,8 +62,10 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         return match connect(admin, cfg.connect_timeout).await {
             Ok(upstream) => {
                 let counts = Counts::default();
-                let end =
-                    replay_and_forward(&client, &upstream, &head.buf, cfg, &counts, &shared).await;
+                let end = Box::pin(replay_and_forward(
+                    &client, &upstream, &head.buf, cfg, &counts, &shared,
+                ))
+                .await;
                 log_done(peer, "control", &counts, started, end);
             }
             Err(_) => {
@@ -143,7 +145,17 @@ async fn proxy_to(
     mx.routed.increment(1);
     mx.active.increment(1.0);
     let counts = Counts::default();
-    let end = replay_and_forward(&client, &upstream, head, &shared.cfg, &counts, shared).await;
+    // Boxed: the forwarding state is most of a connection's future, and only connections that
+    // reach a replica need it; one still waiting for its request line (a slowloris) stays small.
+    let end = Box::pin(replay_and_forward(
+        &client,
+        &upstream,
+        head,
+        &shared.cfg,
+        &counts,
+        shared,
+    ))
+    .await;
     let (up, down) = (
         counts.up.load(Ordering::Relaxed),
         counts.down.load(Ordering::Relaxed),

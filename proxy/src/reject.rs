@@ -77,7 +77,9 @@ pub async fn answer(stream: TcpStream, reason: Reason, detail: &str) {
 }
 
 async fn drain(s: &TcpStream) {
-    let mut buf = [0u8; 4096];
+    // On the heap, not in the future: every connection task's future is as large as its
+    // largest state, and this one is awaited by all of them.
+    let mut buf = vec![0u8; 4096];
     let mut total = 0;
     while total < LINGER_BYTES {
         if s.readable().await.is_err() {
