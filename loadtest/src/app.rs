@@ -38,6 +38,7 @@ async fn run_cmd(a: RunArgs) -> Result<()> {
     plan.keep_alive = a.keep_alive;
     plan.timeout = Duration::from_secs_f64(a.timeout);
     plan.time_limit = Some(Duration::from_secs_f64(a.duration_limit));
+    plan.rate = a.rate;
     plan.progress = if a.quiet {
         progress::Mode::Quiet
     } else {
@@ -97,6 +98,8 @@ async fn experiments(
         killer,
         runtime: name.into(),
         prefix,
+        rate: c.rate,
+        fault_rate: a3.map_or(1000.0, |a| a.fault_rate),
     };
     // Kept alive until the experiments against it are done; dropping it stops ringlb.
     let mut own: Option<Ringlb> = None;
@@ -106,7 +109,7 @@ async fn experiments(
             binary: binary.clone(),
             replicas: a1::N,
             runtime: runtime(c),
-            args: vec!["--hash".into(), c.hash.clone()],
+            args: [vec!["--hash".into(), c.hash.clone()], c.ringlb_arg.clone()].concat(),
             log: std::env::temp_dir().join(format!("ringlb-loadtest-{}.log", std::process::id())),
         })
         .await?;
@@ -188,6 +191,7 @@ async fn experiments(
         };
         let s = a4::Settings {
             ringlb: binary,
+            extra_args: c.ringlb_arg.clone(),
             runtime: runtime(c),
             variants,
             ns: a.ns.clone(),

@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// Stop starting new requests after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     pub duration_limit: f64,
+    /// Start at most this many requests per second [default: as fast as --concurrency allows].
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Time limit of one request, in seconds.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
@@ -117,6 +120,9 @@ pub struct ExpArgs {
     /// Seed of the request IDs: the same seed sends the same IDs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Requests per second of each measurement [default: as fast as --concurrency allows].
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Where the replicas run: decides how A-3 kills one and how a4/--spawn start ringlb.
     #[arg(long, value_enum, default_value = "process")]
     pub runtime: RuntimeArg,
@@ -132,6 +138,10 @@ pub struct ExpArgs {
     /// The ringlb binary that a4 and --spawn start [default: `ringlb` next to this binary].
     #[arg(long, env = "LOADTEST_RINGLB")]
     pub ringlb: Option<PathBuf>,
+    /// One more flag for the ringlbs that a4 and --spawn start (repeat it), e.g.
+    /// `--ringlb-arg=--connect-timeout=3s`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub ringlb_arg: Vec<String>,
     /// Docker network of ringlbs started with --runtime docker.
     #[arg(long, default_value = "ringlb-loadtest")]
     pub network: String,
@@ -155,6 +165,10 @@ pub struct A3Args {
     /// Interval of the /replicas polls that time detection and replacement, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub poll_ms: u64,
+    /// Requests per second during A-3's fault runs. They last seconds, and every request opens
+    /// two connections that the kernel's conntrack table keeps for 120 s after they close.
+    #[arg(long, default_value_t = 1000.0)]
+    pub fault_rate: f64,
     /// How many times the kill is repeated (the first is charted, all are tabled).
     #[arg(long, default_value_t = 3)]
     pub kills: usize,

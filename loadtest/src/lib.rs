@@ -6,6 +6,8 @@
 //!   id, or an error kind).
 //! - [`run`]: a bounded run of N requests at a concurrency, with every request's outcome kept;
 //!   [`progress`] shows it while it runs.
+//! - [`conntrack`]: the kernel table a connection-per-request load fills; experiments wait for
+//!   room in it before each measurement.
 //! - [`control`]: the control-port client (`/rep`, `/replicas`, `/add`, `/rm`).
 //! - [`ringlb`]: starting and stopping a ringlb of our own (A-4, `--spawn`, the tests).
 //! - [`experiments`]: A-1..A-4, each measuring first and then writing its chart, table and
@@ -20,6 +22,7 @@ pub mod app;
 pub mod chart;
 pub mod cli;
 pub mod client;
+pub mod conntrack;
 pub mod control;
 pub mod experiments;
 pub mod progress;

@@ -150,6 +150,8 @@ pub struct Machine {
     pub kernel: String,
     /// `/proc/loadavg` when the experiment was written: the machine may be shared.
     pub loadavg: String,
+    /// The conntrack table when the experiment was written.
+    pub conntrack: Option<crate::conntrack::Usage>,
 }
 
 /// Reads the core count and `/proc/cpuinfo`'s model name.
@@ -174,6 +176,7 @@ pub fn machine() -> Machine {
         cpu,
         kernel,
         loadavg,
+        conntrack: crate::conntrack::usage(),
     }
 }
 

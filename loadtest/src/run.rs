@@ -49,6 +49,9 @@ pub struct Plan {
     pub timeout: Duration,
     /// Stop starting requests after this long.
     pub time_limit: Option<Duration>,
+    /// Start at most this many requests per second (request i starts no earlier than i / rate
+    /// after the run's start); `None`: as fast as the concurrency allows.
+    pub rate: Option<f64>,
     /// Progress output.
     pub progress: progress::Mode,
     /// Label of the progress output.
@@ -67,6 +70,7 @@ impl Plan {
             keep_alive: false,
             timeout: Duration::from_secs(5),
             time_limit: None,
+            rate: None,
             progress: progress::Mode::Auto,
             label: "run".into(),
         }
@@ -165,6 +169,10 @@ pub async fn execute_from(plan: &Plan, epoch: Instant) -> Result<RunReport> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= rids.len() || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
+                }
+                if let Some(rate) = plan.rate.filter(|r| *r > 0.0) {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let rid = rids[i];
                 let sep = if plan.path.contains('?') { '&' } else { '?' };

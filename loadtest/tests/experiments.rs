@@ -105,6 +105,8 @@ async fn every_experiment_writes_its_report_and_counts_add_up() {
         killer: Killer::Process,
         runtime: "process".into(),
         prefix: String::new(),
+        rate: None,
+        fault_rate: 500.0,
     };
 
     let r1 = a1::measure(&ctx).await.unwrap();
@@ -158,6 +160,7 @@ async fn every_experiment_writes_its_report_and_counts_add_up() {
         .collect();
     let s4 = a4::Settings {
         ringlb: binary.clone(),
+        extra_args: vec![],
         runtime: Runtime::Process,
         variants,
         ns: vec![2, 3, 4],

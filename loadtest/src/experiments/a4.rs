@@ -115,6 +115,10 @@ pub struct Moved {
     /// Answers of the second run that did not come from the ring owner (failover while the
     /// owner was marked down); they count as moved above.
     pub off_owner: usize,
+    /// IDs answered by their ring owner in both runs: the comparison with failovers left out.
+    pub owner_compared: usize,
+    /// Of those, the IDs whose replica changed.
+    pub owner_moved: usize,
 }
 
 impl Moved {
@@ -148,6 +152,8 @@ pub struct Result4 {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub ringlb: PathBuf,
+    /// Flags added to every ringlb started (after the variant's own).
+    pub extra_args: Vec<String>,
     pub runtime: Runtime,
     pub variants: Vec<Variant>,
     pub ns: Vec<usize>,
@@ -164,7 +170,7 @@ pub async fn measure(base: &Ctx, s: &Settings) -> Result<Vec<Result4>> {
             binary: s.ringlb.clone(),
             replicas: a1::N,
             runtime: s.runtime.clone(),
-            args: v.args.clone(),
+            args: [v.args.clone(), s.extra_args.clone()].concat(),
             log: s.log_dir.join(format!("ringlb-a4-{}.log", v.key)),
         };
         let rl = Ringlb::start(&launch).await?;
@@ -214,9 +220,11 @@ async fn one(ctx: &Ctx, v: &Variant, ns: &[usize]) -> Result<Result4> {
     let mut add = moved(&first.placement, &p4, added.id, true);
     add.ring_fraction = changed_fraction(&o3, &o4);
     add.off_owner = structure::off_owner(&v.cfg, &m4, &p4)?;
+    (add.owner_compared, add.owner_moved) = owner_moved(&first.placement, &p4, &o3, &o4);
     let mut rm = moved(&p4, &p3b, added.id, false);
     rm.ring_fraction = add.ring_fraction;
     rm.off_owner = structure::off_owner(&v.cfg, &m3, &p3b)?;
+    (rm.owner_compared, rm.owner_moved) = owner_moved(&p4, &p3b, &o4, &o3);
 
     let steps = a2::measure(ctx, ns).await?;
     let mut exact_a2 = Vec::new();
@@ -254,6 +262,25 @@ fn members(served: &[super::Served]) -> Vec<Member> {
         .iter()
         .map(|s| Member::new(s.name.clone(), s.id))
         .collect()
+}
+
+/// Among IDs that both runs got from their ring owners (`oa`, `ob`), how many there are and how
+/// many changed replica.
+fn owner_moved(
+    a: &HashMap<u32, u32>,
+    b: &HashMap<u32, u32>,
+    oa: &HashMap<u32, u32>,
+    ob: &HashMap<u32, u32>,
+) -> (usize, usize) {
+    let clean: Vec<(u32, u32)> = a
+        .iter()
+        .filter_map(|(rid, &x)| {
+            let y = *b.get(rid)?;
+            (oa.get(rid) == Some(&x) && ob.get(rid) == Some(&y)).then_some((x, y))
+        })
+        .collect();
+    let moved = clean.iter().filter(|(x, y)| x != y).count();
+    (clean.len(), moved)
 }
 
 /// The fraction of IDs whose owner differs between two owner maps.

@@ -92,6 +92,7 @@ pub fn moved_table(rs: &[Result4]) -> Table {
         "moved on /rm 4→3",
         "removed replica's share at N=4",
         "needless moves on rm",
+        "moved, owner answers only (add / rm)",
         "ring-core: owners changed",
         "off-owner answers (N=4 / N=3)",
         "minimum (add / rm)",
@@ -115,6 +116,11 @@ pub fn moved_table(rs: &[Result4]) -> Table {
             ),
             pct(r.rm.changed_replica_share),
             r.rm.excess.to_string(),
+            format!(
+                "{} / {}",
+                pct(r.add.owner_moved as f64 / r.add.owner_compared.max(1) as f64),
+                pct(r.rm.owner_moved as f64 / r.rm.owner_compared.max(1) as f64)
+            ),
             pct(r.add.ring_fraction),
             format!("{} / {}", r.add.off_owner, r.rm.off_owner),
             "25.0 % / 25.0 %".into(),

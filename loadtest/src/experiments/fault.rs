@@ -109,6 +109,8 @@ pub async fn run(ctx: &Ctx, fault: Fault, t: &Timing) -> Result<Recovery> {
         );
     }
     let label = format!("A-3 {fault:?}").to_lowercase();
+    let expected = (t.duration.as_secs_f64() * ctx.fault_rate) as usize;
+    crate::conntrack::wait_for_room(crate::conntrack::needed(expected), super::ROOM_WAIT).await;
     let epoch = Instant::now();
     // More IDs than the run can send at any throughput this machine reaches; the time limit ends it.
     let count = (t.duration.as_secs_f64() * 40_000.0) as usize;
@@ -118,6 +120,7 @@ pub async fn run(ctx: &Ctx, fault: Fault, t: &Timing) -> Result<Recovery> {
         ctx.concurrency,
     );
     plan.time_limit = Some(t.duration);
+    plan.rate = Some(ctx.fault_rate);
     plan.progress = ctx.progress;
     plan.label = label;
     plan.timeout = t.timeout;

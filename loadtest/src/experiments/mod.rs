@@ -32,6 +32,9 @@ use crate::progress;
 use crate::report::Out;
 use crate::run::{self, Plan, RunReport};
 
+/// The longest wait for room in the conntrack table: a little over the 120 s an entry lingers.
+pub const ROOM_WAIT: Duration = Duration::from_secs(150);
+
 /// How a replica is killed in A-3, which follows from where replicas run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Killer {
@@ -64,6 +67,10 @@ pub struct Ctx {
     pub runtime: String,
     /// Prefix of every file written (e.g. `docker-` for the Docker runtime's results).
     pub prefix: String,
+    /// Requests per second of the measurements (`None`: as fast as the concurrency allows).
+    pub rate: Option<f64>,
+    /// Requests per second of A-3's fault runs, which run for seconds.
+    pub fault_rate: f64,
 }
 
 impl Ctx {
@@ -80,7 +87,9 @@ impl Ctx {
 
     /// Sends exactly these request IDs.
     pub async fn measure_rids(&self, label: &str, rids: Vec<u32>) -> Result<RunReport> {
+        crate::conntrack::wait_for_room(crate::conntrack::needed(rids.len()), ROOM_WAIT).await;
         let mut plan = Plan::new(self.target, rids, self.concurrency);
+        plan.rate = self.rate;
         plan.progress = self.progress;
         plan.label = label.to_owned();
         plan.time_limit = Some(Duration::from_secs(300));
