@@ -78,11 +78,14 @@ impl Manager {
         let timeout = self.inner.cfg.health.timeout;
         let mut set = JoinSet::new();
         for (name, addr) in targets {
-            set.spawn(async move { (name, heartbeat::check(addr, timeout).await) });
+            set.spawn(async move { (name, heartbeat::verdict(addr, timeout).await) });
         }
         let mut results = Vec::new();
-        while let Some(Ok(r)) = set.join_next().await {
-            results.push(r);
+        while let Some(Ok((name, verdict))) = set.join_next().await {
+            // No verdict (this host is out of descriptors): the replica's state stands.
+            if let Some(ok) = verdict {
+                results.push((name, ok));
+            }
         }
         let (fall, rise) = (self.inner.cfg.health.fall, self.inner.cfg.health.rise);
         let mut st = self.state();

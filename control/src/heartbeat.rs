@@ -13,15 +13,39 @@ use tokio::net::TcpStream;
 
 /// Whether the replica at `addr` answers `GET /heartbeat` with a 2xx within `timeout`.
 pub async fn check(addr: SocketAddr, timeout: Duration) -> bool {
-    tokio::time::timeout(timeout, probe(addr))
-        .await
-        .unwrap_or(false)
+    verdict(addr, timeout).await.unwrap_or(false)
 }
 
-async fn probe(addr: SocketAddr) -> bool {
-    let Ok(stream) = TcpStream::connect(addr).await else {
-        return false;
+/// Like [`check`], but `None` when this host could not even try (out of descriptors, buffers or
+/// local ports): that says nothing about the replica, so it must not count toward `fall`.
+pub async fn verdict(addr: SocketAddr, timeout: Duration) -> Option<bool> {
+    tokio::time::timeout(timeout, probe(addr))
+        .await
+        .unwrap_or(Some(false))
+}
+
+async fn probe(addr: SocketAddr) -> Option<bool> {
+    let stream = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) if is_local_error(&e) => return None,
+        Err(_) => return Some(false),
     };
+    Some(exchange(stream, addr).await)
+}
+
+/// Errors that come from running out of a local resource, not from the peer.
+fn is_local_error(e: &std::io::Error) -> bool {
+    // Linux errno values of EMFILE, ENFILE and ENOBUFS (std has no stable kind for them).
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::OutOfMemory
+    ) || (cfg!(target_os = "linux") && matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS)))
+}
+
+async fn exchange(stream: TcpStream, addr: SocketAddr) -> bool {
     let _ = stream.set_nodelay(true);
     let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     else {

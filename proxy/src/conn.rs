@@ -110,6 +110,12 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     }
                     ConnectError::Io(_) => backend.metrics.connect_other.increment(1),
                 }
+                if e.is_local() {
+                    // Out of descriptors, buffers or ports here: not the replica's fault, and
+                    // the next replica would fail the same way.
+                    tracing::debug!(replica = %backend.name, error = ?e, "connect failed on this host");
+                    break;
+                }
                 if backend.health.connect_failed(cfg.fall) {
                     tracing::warn!(replica = %backend.name, "replica marked down after failed connects");
                 }
@@ -193,6 +199,22 @@ async fn replay_and_forward(
 enum ConnectError {
     Timeout,
     Io(std::io::Error),
+}
+
+impl ConnectError {
+    /// A failure of this host (no descriptor, buffer or local port for the socket), which says
+    /// nothing about the replica's health.
+    fn is_local(&self) -> bool {
+        matches!(self, ConnectError::Io(e) if is_local_error(e))
+    }
+}
+
+/// Errors that come from running out of a local resource, not from the peer.
+fn is_local_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
 }
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {

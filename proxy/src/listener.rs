@@ -1,8 +1,9 @@
 //! The accept loop.
 //!
-//! - A connection cap: past `max_conns` open connections a new client gets a 503 and a close at
+//! - A connection cap: past `max_conns` served connections a new client gets a 503 and a close at
 //!   once (counted as `over_capacity`), so ringlb never runs out of file descriptors for the
-//!   connections it already serves. Freed slots are reused by the next accept.
+//!   connections it already serves. Refusals do not hold a slot, so a freed slot is reused by the
+//!   next accept even while refused clients are still being answered.
 //! - Accept errors back off: when the process is out of file descriptors (EMFILE) accepting
 //!   again at once would spin on the same error, so the loop sleeps, doubling from 5 ms to
 //!   200 ms, and logs at most one line a second about it.
@@ -42,7 +43,8 @@ pub async fn run(
         hard_stop: hard_stop.clone(),
     });
     let tracker = TaskTracker::new();
-    let open = Arc::new(AtomicUsize::new(0));
+    // Connections being served (refusals not counted); only this task adds to it.
+    let served = Arc::new(AtomicUsize::new(0));
     let mut backoff = BACKOFF_MIN;
     let mut last_complaint: Option<Instant> = None;
     let mut suppressed = 0u64;
@@ -77,10 +79,11 @@ pub async fn run(
             }
         };
         ::metrics::counter!(m::ACCEPTED).increment(1);
-        let now_open = open.fetch_add(1, Ordering::AcqRel) + 1;
         ::metrics::gauge!(m::OPEN).increment(1.0);
-        let guard = OpenGuard(open.clone());
-        if now_open > max_conns {
+        // Only served connections take a slot: a refusal that lingers to deliver its 503 must
+        // not keep a slot that a served connection just freed from being reused.
+        if served.load(Ordering::Acquire) >= max_conns {
+            let guard = OpenGuard(None);
             tracker.spawn(async move {
                 let _guard = guard;
                 reject::answer(
@@ -92,6 +95,8 @@ pub async fn run(
             });
             continue;
         }
+        served.fetch_add(1, Ordering::AcqRel);
+        let guard = OpenGuard(Some(served.clone()));
         let shared = shared.clone();
         tracker.spawn(async move {
             let _guard = guard;
@@ -118,12 +123,15 @@ pub async fn run(
     }
 }
 
-/// Counts a connection as open until the task ends.
-struct OpenGuard(Arc<AtomicUsize>);
+/// Counts a connection as open (and, when it holds one, its slot under the cap) until the task
+/// ends.
+struct OpenGuard(Option<Arc<AtomicUsize>>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(served) = &self.0 {
+            served.fetch_sub(1, Ordering::AcqRel);
+        }
         ::metrics::gauge!(m::OPEN).decrement(1.0);
     }
 }
