@@ -85,6 +85,8 @@ pub struct Counts {
     pub down: AtomicU64,
     /// Milliseconds since `start` of the last transfer, for the idle timeout.
     last: AtomicU64,
+    /// Set by the first direction to reach EOF.
+    one_ended: std::sync::atomic::AtomicBool,
 }
 
 /// Forwards bytes between `client` and `replica` until both directions end, a reset, or
@@ -99,8 +101,8 @@ pub async fn forward(
     let start = Instant::now();
     let both = async {
         tokio::try_join!(
-            pump(client, replica, mode, &counts.up, &counts.last, start),
-            pump(replica, client, mode, &counts.down, &counts.last, start),
+            pump(client, replica, mode, &counts.up, counts, start),
+            pump(replica, client, mode, &counts.down, counts, start),
         )
     };
     tokio::select! {
@@ -124,9 +126,13 @@ fn touch(last: &AtomicU64, start: Instant) {
     last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
 }
 
-/// Shuts down the write half of `s`: the peer reads EOF, the other direction goes on.
-fn close_write(s: &TcpStream) {
-    let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
+/// Passes an EOF on: shuts down the write half of `s`, so its peer reads EOF while the other
+/// direction goes on. The second direction to end skips it: both sockets are closed right after,
+/// and the close sends the FIN, so the `shutdown` call would only cost a syscall.
+fn pass_eof(s: &TcpStream, counts: &Counts) {
+    if !counts.one_ended.swap(true, Ordering::AcqRel) {
+        let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -289,7 +295,7 @@ mod linux {
         dst: &TcpStream,
         mode: Mode,
         count: &AtomicU64,
-        last: &AtomicU64,
+        counts: &Counts,
         start: Instant,
     ) -> io::Result<()> {
         if mode == Mode::Auto {
@@ -297,12 +303,12 @@ mod linux {
                 let (n, full) = match copy_once(src, dst).await? {
                     Some(moved) => moved,
                     None => {
-                        close_write(dst);
+                        pass_eof(dst, counts);
                         return Ok(());
                     }
                 };
                 count.fetch_add(n as u64, Ordering::Relaxed);
-                touch(last, start);
+                touch(&counts.last, start);
                 if full {
                     break; // bulk data: splice from here on
                 }
@@ -322,7 +328,7 @@ mod linux {
                 }
             };
             if n == 0 {
-                close_write(dst);
+                pass_eof(dst, counts);
                 pipe.give_back();
                 return Ok(());
             }
@@ -336,7 +342,7 @@ mod linux {
                 }
             }
             count.fetch_add(n as u64, Ordering::Relaxed);
-            touch(last, start);
+            touch(&counts.last, start);
         }
     }
 }
@@ -354,7 +360,7 @@ mod portable {
         dst: &TcpStream,
         _mode: Mode,
         count: &AtomicU64,
-        last: &AtomicU64,
+        counts: &Counts,
         start: Instant,
     ) -> io::Result<()> {
         let mut buf = vec![0u8; 64 * 1024];
@@ -362,7 +368,7 @@ mod portable {
             src.readable().await?;
             let n = match src.try_read(&mut buf) {
                 Ok(0) => {
-                    close_write(dst);
+                    pass_eof(dst, counts);
                     return Ok(());
                 }
                 Ok(n) => n,
@@ -379,7 +385,7 @@ mod portable {
                 }
             }
             count.fetch_add(n as u64, Ordering::Relaxed);
-            touch(last, start);
+            touch(&counts.last, start);
         }
     }
 }

@@ -21,6 +21,8 @@ fn rids(n: usize, seed: u64) -> Vec<u32> {
 }
 
 fn distribution(lb: &Ringlb, ids: Vec<u32>) -> BTreeMap<u32, usize> {
+    // Each request is two connections: client → ringlb → replica.
+    common::wait_for_conntrack_room(2 * ids.len() as u64);
     let addr = lb.data;
     let ids = std::sync::Arc::new(ids);
     let n = ids.len();

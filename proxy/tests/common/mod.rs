@@ -235,3 +235,35 @@ pub fn parallel<T: Send + 'static>(
     all.sort_by_key(|(k, _)| *k);
     all.into_iter().map(|(_, t)| t).collect()
 }
+
+/// Waits (up to two minutes) until the kernel's connection-tracking table has room for `n` more
+/// connections. Where conntrack is loaded (a Docker host) every connection, loopback included,
+/// holds an entry for a while after it closes; a full table drops SYNs and every connect times
+/// out, which would read as a proxy failure.
+pub fn wait_for_conntrack_room(n: u64) {
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/sys/net/netfilter/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let t = Instant::now();
+    loop {
+        let (Some(count), Some(max)) = (read("nf_conntrack_count"), read("nf_conntrack_max"))
+        else {
+            return;
+        };
+        if count + n <= max * 9 / 10 {
+            return;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            eprintln!("conntrack table still at {count}/{max}; going on");
+            return;
+        }
+        if t.elapsed().as_secs() % 10 == 0 {
+            eprintln!("waiting for room in the conntrack table ({count}/{max}, need {n})");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
