@@ -261,7 +261,7 @@ pub fn wait_for_conntrack_room(n: u64) {
             eprintln!("conntrack table still at {count}/{max}; going on");
             return;
         }
-        if t.elapsed().as_secs() % 10 == 0 {
+        if t.elapsed().as_secs().is_multiple_of(10) {
             eprintln!("waiting for room in the conntrack table ({count}/{max}, need {n})");
         }
         std::thread::sleep(Duration::from_millis(500));
