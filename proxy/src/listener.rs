@@ -7,15 +7,16 @@
 //! - Accept errors back off: when the process is out of file descriptors (EMFILE) accepting
 //!   again at once would spin on the same error, so the loop sleeps, doubling from 5 ms to
 //!   200 ms, and logs at most one line a second about it.
-//! - Shutdown stops accepting at once (the listener is closed), gives open connections
-//!   `drain_timeout` to finish, then cuts the rest.
+//! - Shutdown stops accepting at once: the connections already in the listen backlog are
+//!   taken and served, then the listener is closed; open connections get `drain_timeout` to
+//!   finish, then the rest are cut.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringlb_core::{metrics as m, Directory};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,6 +46,32 @@ pub async fn run(
     let tracker = TaskTracker::new();
     // Connections being served (refusals not counted); only this task adds to it.
     let served = Arc::new(AtomicUsize::new(0));
+    let admit = |stream: TcpStream, peer: std::net::SocketAddr| {
+        ::metrics::counter!(m::ACCEPTED).increment(1);
+        ::metrics::gauge!(m::OPEN).increment(1.0);
+        // Only served connections take a slot: a refusal that lingers to deliver its 503 must
+        // not keep a slot that a served connection just freed from being reused.
+        if served.load(Ordering::Acquire) >= max_conns {
+            let guard = OpenGuard(None);
+            tracker.spawn(async move {
+                let _guard = guard;
+                reject::answer(
+                    stream,
+                    Reason::OverCapacity,
+                    &format!("ringlb is at its connection limit ({max_conns})"),
+                )
+                .await;
+            });
+            return;
+        }
+        served.fetch_add(1, Ordering::AcqRel);
+        let guard = OpenGuard(Some(served.clone()));
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _guard = guard;
+            conn::serve(stream, peer, shared).await;
+        });
+    };
     let mut backoff = BACKOFF_MIN;
     let mut last_complaint: Option<Instant> = None;
     let mut suppressed = 0u64;
@@ -78,32 +105,24 @@ pub async fn run(
                 continue;
             }
         };
-        ::metrics::counter!(m::ACCEPTED).increment(1);
-        ::metrics::gauge!(m::OPEN).increment(1.0);
-        // Only served connections take a slot: a refusal that lingers to deliver its 503 must
-        // not keep a slot that a served connection just freed from being reused.
-        if served.load(Ordering::Acquire) >= max_conns {
-            let guard = OpenGuard(None);
-            tracker.spawn(async move {
-                let _guard = guard;
-                reject::answer(
-                    stream,
-                    Reason::OverCapacity,
-                    &format!("ringlb is at its connection limit ({max_conns})"),
-                )
-                .await;
-            });
-            continue;
-        }
-        served.fetch_add(1, Ordering::AcqRel);
-        let guard = OpenGuard(Some(served.clone()));
-        let shared = shared.clone();
-        tracker.spawn(async move {
-            let _guard = guard;
-            conn::serve(stream, peer, shared).await;
-        });
+        admit(stream, peer);
     }
-    drop(listener);
+    // The kernel completed these handshakes before the listener closes: serve them instead of
+    // letting the close reset them (with SO_REUSEPORT, a new ringlb on the same port already
+    // takes the connections that arrive from now on).
+    match listener.into_std() {
+        Ok(l) => {
+            while let Ok((stream, peer)) = l.accept() {
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream));
+                if let Ok(stream) = stream {
+                    admit(stream, peer);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not take the listener's backlog"),
+    }
     tracker.close();
     let left = tracker.len();
     if left > 0 {
