@@ -108,7 +108,7 @@ pub async fn read_head(
             buf.reserve(room.max(1));
         }
         let before = buf.len();
-        match stream.try_read_buf(&mut buf) {
+        match read_some(stream, &mut buf) {
             Ok(0) => return Err(SniffError::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -131,6 +131,32 @@ pub async fn read_head(
                 buf,
             });
         }
+    }
+}
+
+/// Reads what the socket holds into `buf`'s spare room. A read that leaves room unused has
+/// drained the socket, so the closure reports WouldBlock and tokio clears the readiness it holds,
+/// as its own `poll_read` does: the first read of the forwarding that follows then waits for new
+/// bytes instead of trying once and failing with EAGAIN.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    use std::io::Read;
+    let start = buf.len();
+    let room = buf.capacity() - start;
+    buf.resize(start + room, 0);
+    let mut got = 0;
+    let r = stream.try_io(tokio::io::Interest::READABLE, || {
+        let n = (&*socket2::SockRef::from(stream)).read(&mut buf[start..])?;
+        got = n;
+        if n > 0 && n < room {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    });
+    buf.truncate(start + got);
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
     }
 }
 
