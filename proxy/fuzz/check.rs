@@ -56,7 +56,12 @@ fn decide(data: &[u8], cap: usize, need_headers: bool) -> Decision {
 fn one(data: &[u8], cap: usize, need_headers: bool) {
     let whole = decide(data, cap, need_headers);
     if data.len() > cap {
-        assert_ne!(whole, Decision::More, "{} bytes over the cap {cap} undecided", data.len());
+        assert_ne!(
+            whole,
+            Decision::More,
+            "{} bytes over the cap {cap} undecided",
+            data.len()
+        );
     }
     if let Decision::Head(spans) = &whole {
         check_spans(data, spans, cap, need_headers);
@@ -68,7 +73,10 @@ fn one(data: &[u8], cap: usize, need_headers: bool) {
         let d = decide(&data[..end], cap, need_headers);
         match (&first, d) {
             (_, Decision::More) => {
-                assert!(first.is_none(), "prefix {end} undecided after an earlier decision");
+                assert!(
+                    first.is_none(),
+                    "prefix {end} undecided after an earlier decision"
+                );
             }
             (None, d) => first = Some(d),
             (Some(f), d) => assert_eq!(*f, d, "prefix {end} decided differently"),
@@ -86,7 +94,11 @@ fn cut_points(len: usize) -> Vec<usize> {
     }
     let mut cuts: Vec<usize> = (1..=32).collect();
     cuts.extend((1..=32).map(|k| len * k / 32));
-    cuts.extend([63, 64, 65, 8191, 8192, 8193].into_iter().filter(|&c| c <= len));
+    cuts.extend(
+        [63, 64, 65, 8191, 8192, 8193]
+            .into_iter()
+            .filter(|&c| c <= len),
+    );
     cuts.sort_unstable();
     cuts.dedup();
     cuts
@@ -97,8 +109,14 @@ fn check_spans(data: &[u8], s: &Spans, cap: usize, need_headers: bool) {
     assert!(inside(&s.method) && inside(&s.target), "{s:?}");
     assert!(!s.method.is_empty() && !s.target.is_empty(), "{s:?}");
     assert!(s.method.end < s.target.start, "{s:?}");
-    let line_end = data.iter().position(|&b| b == b'\n').expect("a head has a line end");
-    assert!(line_end <= cap, "line of {line_end} bytes accepted under cap {cap}");
+    let line_end = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a head has a line end");
+    assert!(
+        line_end <= cap,
+        "line of {line_end} bytes accepted under cap {cap}"
+    );
     assert!(s.target.end <= line_end, "{s:?}");
     for (n, v) in &s.headers {
         assert!(inside(n) && inside(v), "{s:?}");
@@ -136,7 +154,10 @@ fn check_keys(data: &[u8], s: &Spans) {
         let mut scratch: key::Scratch = [0; 48];
         let k = key::extract(&spec, &head, peer, &mut scratch);
         assert!(!k.is_empty(), "{spec}: empty key");
-        assert!(k.len() <= data.len().max(48), "{spec}: key longer than the input");
+        assert!(
+            k.len() <= data.len().max(48),
+            "{spec}: key longer than the input"
+        );
         assert!(ring().owner(Key::new(k)).is_some());
         assert_eq!(ring().walk(Key::new(k)).count(), 3);
     }
