@@ -410,6 +410,7 @@ fn s3_concurrent_mutations() {
 #[ignore = "slow clients (10 s); run by .ci/run"]
 fn s3_slow_control_clients() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(3_000);
     let mut lb = Launch::new(&["--replicas", "2"]).start();
     let base = Baseline::take(&lb);
     let c = lb.control;

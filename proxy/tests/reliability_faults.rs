@@ -59,6 +59,7 @@ fn rid_owned_by(lb: &common::Ringlb, id: u32) -> u32 {
 #[ignore = "load test (10 s); run by .ci/run"]
 fn f1_replica_sigkilled_under_load() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(10_000);
     let mut lb = Launch::new(&["--replicas", "3"]).start();
     let victim = state_of(&lb, "Server-2");
     let victim_pid = victim["pid"].as_u64().expect("process runtime pid") as u32;
@@ -239,6 +240,7 @@ fn f2_ring_moves_only_what_it_must() {
 #[ignore = "load test (12 s); run by .ci/run"]
 fn f3_black_hole_replica() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(3_000);
     let idle = Duration::from_secs(3);
     // The check timeout of the suite's conventions (500 ms): with the default 1 s, detection
     // takes 2 intervals + 1 timeout = 1.5..2.0 s, the very edge of the 2 s criterion.
@@ -418,6 +420,7 @@ fn f4_all_replicas_down() {
 #[ignore = "crash loop (25 s); run by .ci/run"]
 fn f5_crash_looping_replica() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(8_000);
     let cap = Duration::from_secs(4);
     let mut lb = Launch::new(&["--replicas", "3", "--respawn-backoff-max", "4s"]).start();
     let victim_id = state_of(&lb, "Server-2")["id"].as_u64().unwrap() as u32;

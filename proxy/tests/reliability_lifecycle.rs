@@ -21,6 +21,7 @@ use load::{Launch, Load};
 #[ignore = "load test (10 s); run by .ci/run"]
 fn g1_sigterm_under_load() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(10_000);
     let drain = Duration::from_secs(3);
     let mut lb = Launch::new(&["--replicas", "3", "--drain-timeout", "3s"]).start();
     let addr = lb.data;
@@ -113,6 +114,7 @@ fn g1_sigterm_under_load() {
 #[ignore = "restarts under load (25 s); run by .ci/run"]
 fn g1_restarts_lose_no_connection() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(10_000);
     let port = common::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let args = ["--replicas", "2", "--drain-timeout", "3s"];

@@ -92,6 +92,7 @@ async fn loris(addr: SocketAddr, limit: Duration) -> Loris {
 #[ignore = "5000 connections (15 s); run by .ci/run"]
 fn a1_slowloris() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(15_000);
     let n = 5000;
     let deadline = Duration::from_secs(5);
     assert!(
@@ -231,6 +232,7 @@ async fn held(addr: SocketAddr, rid: u32) -> Result<TcpStream, u16> {
 #[ignore = "1500 connections (10 s); run by .ci/run"]
 fn a4_connection_cap() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(10_000);
     let cap = 1000;
     load::raise_nofile();
     let mut lb = Launch::new(&["--max-conns", "1000"]).start();
@@ -369,6 +371,7 @@ fn a4_connection_cap() {
 #[ignore = "fd exhaustion (15 s); run by .ci/run"]
 fn a5_fd_exhaustion() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(2_000);
     let mut lb = Launch::new(&["--max-conns", "10000"]).nofile(256).start();
     let base = Baseline::take(&lb);
     let pid = lb.pid();
@@ -507,6 +510,7 @@ fn a5_fd_exhaustion() {
 #[ignore = "soak (70 s); run by .ci/run"]
 fn a8_soak() {
     let _serial = load::serial();
+    common::wait_for_conntrack_room(50_000);
     load::raise_nofile();
     let secs = std::env::var("RINGLB_SOAK_SECS")
         .ok()
