@@ -397,8 +397,9 @@ fn a7_idle_timeout_and_vanishing_clients() {
     let base = Baseline::take(&lb);
     let addr = lb.data;
 
-    let idle_conns: Vec<TcpStream> = (0..200)
-        .map(|k| served_then_idle(addr, load::rid(k)))
+    // Each with the moment its answer was complete: its last byte, where idleness starts.
+    let idle_conns: Vec<(TcpStream, Instant)> = (0..200)
+        .map(|k| (served_then_idle(addr, load::rid(k)), Instant::now()))
         .collect();
     let idled = Instant::now();
     // Vanishing clients, meanwhile.
@@ -427,7 +428,11 @@ fn a7_idle_timeout_and_vanishing_clients() {
     // Each idle connection closes at the idle timeout, counted from its answer.
     let handles: Vec<_> = idle_conns
         .into_iter()
-        .map(|mut s| thread::spawn(move || wait_closed(&mut s, Duration::from_secs(10))))
+        .map(|(mut s, idle_from)| {
+            thread::spawn(move || {
+                wait_closed(&mut s, Duration::from_secs(10)).map(|_| idle_from.elapsed())
+            })
+        })
         .collect();
     let closed: Vec<Option<Duration>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let since_idle = idled.elapsed();
@@ -470,7 +475,7 @@ fn a7_idle_timeout_and_vanishing_clients() {
     let stuck_closed = wait_closed(&mut s, Duration::from_secs(6));
 
     println!(
-        "A7: 200 idle connections closed {earliest:?}..{latest:?} after going idle (idle \
+        "A7: 200 idle connections closed {earliest:?}..{latest:?} after their last byte (idle \
          timeout {idle:?}), all closed {all_closed} ({since_idle:?} for all); 200 vanishing \
          clients (100 reset while spliced, 50 mid-line, 50 silent); {half_closed} of 50 \
          half-closed clients got their answer and a close; a replica that never closes: the \
