@@ -27,6 +27,9 @@ use crate::reject::{self, Reason};
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// Short enough that service resumes well within a second of descriptors freeing up.
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// Most connections taken from the backlog at shutdown: the listen backlog ringlb asks for
+/// (4096), so the loop ends even while clients keep arriving.
+const BACKLOG_TAKEN: usize = 4096;
 
 /// Serves the data port until `shutdown` is cancelled, then drains.
 pub async fn run(
@@ -112,7 +115,10 @@ pub async fn run(
     // takes the connections that arrive from now on).
     match listener.into_std() {
         Ok(l) => {
-            while let Ok((stream, peer)) = l.accept() {
+            for _ in 0..BACKLOG_TAKEN {
+                let Ok((stream, peer)) = l.accept() else {
+                    break; // empty (WouldBlock), or out of descriptors
+                };
                 let stream = stream
                     .set_nonblocking(true)
                     .and_then(|()| TcpStream::from_std(stream));
