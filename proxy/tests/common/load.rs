@@ -206,9 +206,13 @@ impl Lb {
 }
 
 /// `target/release/ringlb` if it exists and is newer than every source file and the lock file,
-/// else the debug binary cargo built for this test.
+/// else the debug binary cargo built for this test. `RINGLB_TEST_BUILD=debug` forces the debug
+/// binary.
 pub fn binary() -> PathBuf {
     let debug = PathBuf::from(env!("CARGO_BIN_EXE_ringlb"));
+    if std::env::var("RINGLB_TEST_BUILD").as_deref() == Ok("debug") {
+        return debug;
+    }
     let release = debug
         .parent()
         .and_then(Path::parent)
