@@ -78,7 +78,7 @@ impl Ranged for Ticked {
 
 /// Y labels: integers for counts, two decimals for ratios.
 fn fmt_y(y: &f64) -> String {
-    if y.abs() >= 20.0 || *y == 0.0 {
+    if y.abs() >= 20.0 || y.fract() == 0.0 {
         format!("{y:.0}")
     } else {
         format!("{y:.2}")
@@ -232,6 +232,8 @@ pub struct Lines {
     pub y_from_zero: bool,
     /// Draw a dot at every point.
     pub points: bool,
+    /// Put the legend in the upper left corner (where rising lines leave room).
+    pub legend_left: bool,
 }
 
 /// Draws `l` to `path`.
@@ -343,7 +345,11 @@ pub fn lines(path: &Path, l: &Lines) -> Result<()> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(if l.legend_left {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        })
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)

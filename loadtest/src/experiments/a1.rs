@@ -69,7 +69,7 @@ pub fn table(a: &A1) -> Table {
 /// The run's own numbers: throughput, latency, failures.
 pub fn run_table(run: &serde_json::Value) -> Table {
     let mut t = Table::new([
-        "requests",
+        "sent",
         "ok",
         "failed",
         "concurrency",
@@ -83,7 +83,7 @@ pub fn run_table(run: &serde_json::Value) -> Table {
     let g = |k: &str| run[k].as_f64().unwrap_or(0.0);
     let l = |k: &str| run["latency_ms"][k].as_f64().unwrap_or(0.0);
     t.row([
-        f(g("requests"), 0),
+        f(g("sent"), 0),
         f(g("ok"), 0),
         f(g("failed"), 0),
         f(g("concurrency"), 0),

@@ -122,6 +122,7 @@ pub fn chart(title: String, steps: &[Step]) -> Lines {
         x_ticks: Some(x),
         y_from_zero: true,
         points: true,
+        legend_left: false,
     }
 }
 

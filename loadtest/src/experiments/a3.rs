@@ -200,13 +200,13 @@ fn section(r: &Recovery, files: &[String]) -> String {
         .collect();
     let charts: String = files.iter().map(|f| format!("![A-3]({f})\n\n")).collect();
     format!(
-        "`{}` on {} (id {}, pid {:?}); replacement pid {:?}. `/replicas` polled {} times, every {} ms on average.\n\n\
+        "`{}` on {} (id {}, pid {}); replacement pid {}. `/replicas` polled {} times, every {} ms on average.\n\n\
          {charts}{}\nFailed requests among those running at the fault or started before the first success: **{}** ({}).\n\n{}",
         r.how,
         r.victim,
         r.victim_id,
-        r.old_pid,
-        r.new_pid,
+        pid(r.old_pid),
+        pid(r.new_pid),
         r.polls,
         f(r.poll_interval_ms, 1),
         recovery_table(r).markdown(),
@@ -267,6 +267,10 @@ pub fn write(ctx: &Ctx, a: &A3, s: &Settings) -> Result<()> {
     }
     ctx.out.write(&ctx.file("a3.md"), &md)?;
     ctx.out.record(&ctx.file("a3"), a)
+}
+
+fn pid(p: Option<u32>) -> String {
+    p.map_or("–".into(), |p| p.to_string())
 }
 
 fn ms(d: Duration) -> f64 {

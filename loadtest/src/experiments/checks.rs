@@ -182,7 +182,12 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Check>> {
         "request routed by rid",
         "GET /home?rid=123456",
         "200, Hello from Server: <listed id>, X-Server-Name of that id",
-        format!("{} {} (X-Server-Name {:?})", r.status, r.body, r.server),
+        format!(
+            "{} {} (X-Server-Name {})",
+            r.status,
+            r.body,
+            r.server.as_deref().unwrap_or("none")
+        ),
         pass,
     );
     let r = raw(ctx.target, &get("/home")).await?;

@@ -218,6 +218,7 @@ pub fn write(ctx: &Ctx, rs: &[Result4]) -> Result<()> {
             x_ticks: Some(ns),
             y_from_zero: true,
             points: true,
+            legend_left: true,
             ..Lines::default()
         },
     )?;
