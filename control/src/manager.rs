@@ -36,9 +36,9 @@ impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
             interval: Duration::from_millis(500),
-            // Long enough for a loaded machine; overlapping rounds keep detection at about
-            // `fall` × `interval` plus one timeout.
-            timeout: Duration::from_secs(1),
+            // Overlapping rounds keep detection of a hung replica at about `fall` × `interval`
+            // plus one timeout: 1.5 s with these defaults.
+            timeout: Duration::from_millis(500),
             fall: 2,
             rise: 2,
         }

@@ -226,6 +226,7 @@ fn bind(addr: SocketAddr, what: &str, reuse_port: bool) -> anyhow::Result<TcpLis
 
 /// Runs ringlb until SIGTERM or SIGINT.
 pub async fn run(mut s: Settings) -> anyhow::Result<()> {
+    let signal = shutdown_signal().context("cannot install the signal handlers")?;
     let hash = s.manager.ring.family.to_string();
     let runtime_name = format!("{:?}", s.runtime).to_lowercase();
     let metrics = install_metrics(&hash, &runtime_name)?;
@@ -241,8 +242,10 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
             }
         }
     });
+    // Raise the soft open-file limit to the hard one whatever --max-conns says: replicas'
+    // pipes, health checks and the pipe pool need descriptors too.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     if !s.max_conns_given {
-        let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
         s.proxy.max_conns = max_conns_for(nofile);
     }
     let control = bind(s.control, "control", false)?;
@@ -291,7 +294,7 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    wait_for_signal().await;
+    signal.await;
     tracing::info!("shutting down: no new connections; draining");
     shutdown.cancel();
     let _ = data_plane.await;
@@ -302,17 +305,24 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that resolves on the first
+/// signal. Installing first thing means a signal sent while ringlb starts up is held for the
+/// drain instead of killing the process.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

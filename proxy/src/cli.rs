@@ -132,7 +132,7 @@ pub struct Args {
     #[arg(long, env = "RINGLB_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     /// How long one health check may take.
-    #[arg(long, env = "RINGLB_HEALTH_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "RINGLB_HEALTH_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub health_timeout: Duration,
     /// Failed checks (or connects) in a row that take a replica down.
     #[arg(long, env = "RINGLB_FALL", default_value_t = 2)]
