@@ -17,7 +17,7 @@ export HOST_DATA_PORT HOST_CONTROL_PORT
 # How long `make up` waits for ringlb to report a ready replica.
 UP_WAIT_SECONDS ?= 60
 
-.PHONY: images up down logs ps test
+.PHONY: images up down logs ps test bench bench-quick
 
 ## images: build ringlb:latest and ringlb-replica:latest (FROM scratch, static binaries)
 images:
@@ -62,3 +62,13 @@ test:
 .PHONY: compose-check
 compose-check:
 	@test -n "$(COMPOSE)" || { echo "neither \`docker compose\` nor docker-compose found" >&2; exit 1; }
+
+## bench: ringlb beside HAProxy and nginx on loopback, every workload, 3 interleaved repetitions,
+##        plus memory, ring and control figures (~45 min); rewrites docs/benchmarks.md and
+##        docs/results/bench-* (bench/run.sh; REPS, DUR, TARGETS… override)
+bench:
+	bench/run.sh
+
+## bench-quick: the benchmark at a tiny size (1 s, one workload, two targets); touches no docs
+bench-quick:
+	bench/run.sh --quick

@@ -1,0 +1,101 @@
+//! The benchmark harness at a tiny size: `bench/run.sh --quick` starts the nginx backend,
+//! HAProxy, nginx and this build of ringlb on loopback, runs 1 s of keep-alive load against two
+//! targets, prints the markdown table and stops everything it started. This proves the one
+//! command still works; it measures nothing (timing lives in the benchmark itself).
+//!
+//! Skips with a message when wrk, haproxy or nginx are missing, unless `CI` is set: CI installs
+//! them (`.ci/run`), so there a missing tool is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TOOLS: [&str; 4] = ["wrk", "haproxy", "nginx", "python3"];
+const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
+            || Path::new("/usr/sbin").join(tool).is_file()
+    })
+}
+
+#[test]
+fn quick_benchmark_produces_a_table() {
+    let mut missing: Vec<&str> = TOOLS.into_iter().filter(|t| !on_path(t)).collect();
+    if !Path::new(STREAM_MODULE).is_file() {
+        missing.push("libnginx-mod-stream");
+    }
+    if !missing.is_empty() {
+        let msg = format!(
+            "bench_smoke: missing {} (apt-get install wrk haproxy nginx libnginx-mod-stream)",
+            missing.join(", ")
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}; CI must install them");
+        }
+        eprintln!("skipped: {msg}");
+        return;
+    }
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let run = tempfile::Builder::new()
+        .prefix("ringlb-bench-smoke")
+        .tempdir()
+        .unwrap();
+    // Ports of our own, away from a full benchmark's defaults (27000+, 18081+) and from another
+    // concurrent run of this test, and below the ephemeral range (32768+).
+    let slot = std::process::id() % 20;
+    let port_base = 28_400 + slot * 200;
+    let backend_base = port_base + 50;
+
+    let out = Command::new("bash")
+        .arg(root.join("bench/run.sh"))
+        .arg("--quick")
+        .current_dir(&root)
+        .env("RUN", run.path())
+        .env("PORT_BASE", port_base.to_string())
+        .env("BACKEND_BASE", backend_base.to_string())
+        .env("RINGLB_BIN", env!("CARGO_BIN_EXE_ringlb"))
+        .env("NO_INSTALL", "1")
+        .output()
+        .expect("bash runs bench/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.sh --quick failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+
+    // The table: a header and one row per target, with a positive request rate.
+    for target in ["ringlb", "hap1-tcp"] {
+        let row = stdout
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("| {target} ")) || l.starts_with(&format!("| **{target}** "))
+            })
+            .unwrap_or_else(|| panic!("no table row for {target}:\n{stdout}\n{stderr}"));
+        let rate: f64 = row
+            .split('|')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        assert!(rate > 0.0, "{target} served nothing: {row}");
+    }
+    assert!(stdout.contains("| target | req/s (median) |"), "{stdout}");
+
+    // Everything it started is gone: no pid file is left in the run directory.
+    let leftovers: Vec<_> = std::fs::read_dir(run.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "pid files left: {leftovers:?}");
+}
