@@ -161,9 +161,10 @@ impl Manager {
             st.replicas.iter().find(|r| r.name == name).map(|r| {
                 let new_name = match cfg.name {
                     RespawnName::Same => r.name.clone(),
-                    RespawnName::Random => {
-                        random_name(&st.replicas.iter().map(|r| r.name.clone()).collect())
-                    }
+                    RespawnName::Random => random_name(
+                        &self.inner.cfg.name_prefix,
+                        &st.replicas.iter().map(|r| r.name.clone()).collect(),
+                    ),
                 };
                 (r.id, new_name)
             })
@@ -251,9 +252,9 @@ fn note_transition(r: &mut crate::manager::Replica, up: bool) {
     }
 }
 
-fn random_name(taken: &std::collections::HashSet<String>) -> String {
+fn random_name(prefix: &str, taken: &std::collections::HashSet<String>) -> String {
     loop {
-        let name = format!("Server-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let name = format!("{prefix}{:06x}", rand::random::<u32>() & 0xff_ffff);
         if !taken.contains(&name) {
             return name;
         }

@@ -98,6 +98,8 @@ pub struct ManagerConfig {
     pub health: HealthConfig,
     /// Respawn policy.
     pub respawn: RespawnConfig,
+    /// Generated names are `<prefix><id>` (`Server-1`, …).
+    pub name_prefix: String,
 }
 
 impl Default for ManagerConfig {
@@ -108,6 +110,7 @@ impl Default for ManagerConfig {
             max_replicas: 64,
             health: HealthConfig::default(),
             respawn: RespawnConfig::default(),
+            name_prefix: "Server-".into(),
         }
     }
 }
@@ -334,7 +337,7 @@ impl Manager {
                 taken_ids.insert(id);
                 let name = match hostnames.get(k) {
                     Some(h) => h.clone(),
-                    None => generated_name(id, &taken_names),
+                    None => generated_name(&self.inner.cfg.name_prefix, id, &taken_names),
                 };
                 taken_names.insert(name.clone());
                 specs.push(ReplicaSpec { name, id });
@@ -566,15 +569,15 @@ fn check_names(hostnames: &[String]) -> Result<(), ControlError> {
     Ok(())
 }
 
-/// A name for a replica the caller did not name: `Server-<id>`, or with a random suffix when
-/// that name is taken.
-pub(crate) fn generated_name(id: u32, taken: &HashSet<String>) -> String {
-    let plain = format!("Server-{id}");
+/// A name for a replica the caller did not name: `<prefix><id>` (`Server-3`), or with a random
+/// suffix when that name is taken.
+pub(crate) fn generated_name(prefix: &str, id: u32, taken: &HashSet<String>) -> String {
+    let plain = format!("{prefix}{id}");
     if !taken.contains(&plain) {
         return plain;
     }
     loop {
-        let name = format!("Server-{id}-{:04x}", rand::random::<u16>());
+        let name = format!("{prefix}{id}-{:04x}", rand::random::<u16>());
         if !taken.contains(&name) {
             return name;
         }

@@ -80,6 +80,12 @@ impl Settings {
         if a.max_conns == Some(0) || a.workers == Some(0) {
             bail!("--max-conns and --workers must be at least 1");
         }
+        // The prefix plus an id must pass the hostname rule.
+        ringlb_control::names::check(&format!("{}1", a.name_prefix))
+            .map_err(|e| anyhow::anyhow!("--name-prefix: {e}"))?;
+        if a.name_prefix.len() > 50 {
+            bail!("--name-prefix is longer than 50 characters");
+        }
         let mut backends = Vec::new();
         for b in &a.backends {
             let (name, addr) = b
@@ -152,6 +158,7 @@ impl Settings {
                     backoff_max: a.respawn_backoff_max,
                     ..RespawnConfig::default()
                 },
+                name_prefix: a.name_prefix,
             },
             proxy: ProxyConfig {
                 key: a.key,

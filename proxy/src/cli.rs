@@ -52,6 +52,10 @@ pub struct Args {
     /// Replicas a managed runtime starts with.
     #[arg(long, env = "RINGLB_REPLICAS", default_value_t = 3)]
     pub replicas: usize,
+    /// Generated replica names are <prefix><id>. Docker container names are engine-wide, so two
+    /// ringlb instances on one engine need different prefixes.
+    #[arg(long, env = "RINGLB_NAME_PREFIX", default_value = "Server-")]
+    pub name_prefix: String,
     /// Most replicas at once (the ring may allow fewer: 56 for the assignment's map).
     #[arg(long, env = "RINGLB_MAX_REPLICAS", default_value_t = 64)]
     pub max_replicas: usize,

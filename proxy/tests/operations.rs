@@ -116,3 +116,17 @@ fn env_and_config_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key 'colour'"));
 }
+
+#[test]
+fn name_prefix_names_the_replicas() {
+    let lb = Ringlb::start(&["--name-prefix", "web-", "--replicas", "2"]);
+    assert_eq!(lb.replicas(), ["web-1", "web-2"]);
+    let (status, body) = lb.call("POST", "/add", Some(r#"{"n":1}"#));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lb.replicas(), ["web-1", "web-2", "web-3"]);
+    let out = ringlb()
+        .args(["--name-prefix", "a b", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
