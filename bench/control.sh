@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Control-plane latency: how long `/add` of one process replica takes until it serves.
 # Starts ringlb with the default process runtime (3 replicas, each a child process) on
-# 127.0.0.1:PORT_BASE+103 (control +113), runs control.py (CTL_TRIALS=10 trials of /add then one
+# 127.0.0.1:PORT_BASE+104 (control +114), runs control.py (CTL_TRIALS=10 trials of /add then one
 # request that the new replica owns), writes its JSON to $OUT (default stdout), stops ringlb
 # (its replicas exit with it). Goal: ≤ 200 ms from /add to the first answer.
 set -euo pipefail

@@ -22,8 +22,23 @@ source "$HERE/lib.sh"
 REPS="${REPS:-3}"
 DUR="${DUR:-10}"
 MODES="${MODES:-ka close bulk rid rid-close}"
-TARGETS="${TARGETS:-direct ringlb ringlb-w1 hap1-tcp hap1-tcpsplice hap1-http ngx1-stream}"
-RID_TARGETS="${RID_TARGETS:-direct ringlb hap1-http ngx1-http}"
+TARGETS="${TARGETS:-direct ringlb ringlb-w1 ringlb-auto hap1-tcp hap1-tcpsplice hap1-http ngx1-stream}"
+RID_TARGETS="${RID_TARGETS:-direct ringlb ringlb-auto hap1-http ngx1-http}"
+# Leave out targets that setup.sh did not start (e.g. ringlb-auto with a binary without --splice).
+declare -A PORT_OF
+while IFS=$'\t' read -r n p _rest; do
+  [[ -z "$n" || "$n" == \#* ]] && continue
+  PORT_OF[$n]=$p
+done <"$RUN/targets.tsv"
+present() {
+  local t out=""
+  for t in $1; do
+    if [[ -n "${PORT_OF[$t]:-}" ]] && listening "${PORT_OF[$t]}"; then out="$out $t"; else blog "no $t running: left out"; fi
+  done
+  echo "${out# }"
+}
+TARGETS=$(present "$TARGETS")
+RID_TARGETS=$(present "$RID_TARGETS")
 RETRIES="${RETRIES:-1}"
 FOREIGN_MAX="${FOREIGN_MAX:-1.0}"
 QUIET_PCT="${QUIET_PCT:-10}"

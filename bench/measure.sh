@@ -100,9 +100,17 @@ if [[ "$PFILES" == "backend.pid" || -z "$PFILES" ]]; then PX_PIDS=(); else PX_PI
 ctc=$(ct_count); ctd0=$(ct_drops)
 px0=$(ticks "${PX_PIDS[@]}"); be0=$(ticks "${BE_PIDS[@]}"); read -r s0 st0 si0 < <(sysstat)
 OUTF=$(mktemp)
-/usr/bin/time -f 'WRKCPU %U %S' -o "$OUTF.time" \
-  "${PIN[@]}" wrk -t"$WT" -c"$C" -d"${DUR}s" --timeout 10s --latency \
+# wrk's CPU: the change in this shell's children's user+system time (the `times` builtin; it
+# must run in this shell, not in a pipe or $(…) subshell).
+children_cpu() {
+  times >"$OUTF.t"
+  awk 'NR == 2 { s = 0; for (i = 1; i <= NF; i++) { split($i, b, "m"); sub("s", "", b[2]); s += b[1] * 60 + b[2] }
+                 print s }' "$OUTF.t"
+}
+children_cpu >"$OUTF.c0"
+"${PIN[@]}" wrk -t"$WT" -c"$C" -d"${DUR}s" --timeout 10s --latency \
   -s "$SCRIPT" "${EXTRA[@]}" "$URL" >"$OUTF" 2>&1 || true
+children_cpu >"$OUTF.c1"
 px1=$(ticks "${PX_PIDS[@]}"); be1=$(ticks "${BE_PIDS[@]}"); read -r s1 st1 si1 < <(sysstat)
 ctd1=$(ct_drops)
 if [[ -n "${RAWDIR:-}" ]]; then
@@ -110,8 +118,8 @@ if [[ -n "${RAWDIR:-}" ]]; then
   cp "$OUTF" "$RAWDIR/$(echo "${LABEL:-x}" | tr / _)_${NAME}_${MODE}.txt"
 fi
 RES=$(grep '^RESULT' "$OUTF" || true)
-WCPU=$(awk '/^WRKCPU/{print $2+$3}' "$OUTF.time" 2>/dev/null || echo 0)
-rm -f "$OUTF" "$OUTF.time"
+WCPU=$(awk -v a="$(cat "$OUTF.c0")" -v b="$(cat "$OUTF.c1")" 'BEGIN { printf "%.2f", b - a }')
+rm -f "$OUTF" "$OUTF.t" "$OUTF.c0" "$OUTF.c1"
 if [[ -z "$RES" ]]; then echo "measure.sh: wrk produced no RESULT for $NAME $MODE" >&2; exit 1; fi
 declare -A R
 for kv in ${RES#RESULT }; do R[${kv%%=*}]=${kv#*=}; done

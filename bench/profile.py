@@ -77,6 +77,33 @@ def main():
             if max(c for c, _ in vals) < 0.01:
                 continue
             out.append(f"| {k} | " + " | ".join(cell(*v) for v in vals) + " |")
+    stat = defaultdict(dict)  # mode -> target -> (context switches, migrations) per unit
+    for path in sorted(glob.glob(os.path.join(d, "*.perf-stat.csv"))):
+        tag = os.path.basename(path)[: -len(".perf-stat.csv")]
+        target, mode = tag.rsplit("_", 1)
+        row = load_tsv(os.path.join(d, tag + ".perf.tsv"))
+        if not row:
+            continue
+        dur = float(row["dur_s"])
+        work = (float(row["GB_s"]) * 1e9 * dur / UNITS[mode][1]) if mode in UNITS else float(row["req_s"]) * dur
+        ev = {}
+        for line in open(path):
+            f = line.strip().split(",")
+            if len(f) >= 3 and f[0].replace(".", "", 1).isdigit():
+                ev[f[2]] = float(f[0])
+        cs = os.path.join(d, tag + ".ctxsw")
+        if work > 0 and os.path.exists(cs):
+            v0, n0, v1, n1 = (int(x) for x in open(cs).read().split())
+            stat[mode][target] = ((v1 - v0) / work, (n1 - n0) / work, ev.get("cpu-migrations", 0) / work)
+    if stat:
+        out.append("\n#### Scheduler events: voluntary · involuntary context switches (the proxy's threads, from /proc) · CPU migrations (perf stat), per request (per MiB for bulk)\n")
+        ts = [t for t in targets if any(t in stat[m] for m in stat)]
+        out.append("| workload | " + " | ".join(ts) + " |")
+        out.append("|---|" + "---:|" * len(ts))
+        for mode in ("ka", "close", "bulk", "rid", "rid-close"):
+            if mode in stat:
+                cells = [" · ".join(f"{x:.3f}" for x in stat[mode][t]) if t in stat[mode] else "–" for t in ts]
+                out.append(f"| {mode} | " + " | ".join(cells) + " |")
     perf = sorted(glob.glob(os.path.join(d, "*.perf.txt")))
     if perf:
         out.append("\n#### Hottest functions (perf record -e cpu-clock, share of the proxy's samples)\n")

@@ -23,6 +23,8 @@ import summarize  # noqa: E402
 import svg  # noqa: E402
 
 GOALS = {"spliced": 16 * 1024, "waiting": 4 * 1024}
+LABELS = {"maglev-walk-2": "maglev, first 2 of the failover walk"}
+CHART_LABELS = {"maglev-walk-2": "maglev walk(2)"}
 
 
 def when(machine, step):
@@ -44,14 +46,18 @@ def machine_md(machine):
         return None
     s = m["start"]
     dirty = int(s.get("dirty") or 0)
+    build = lambda x: f"commit {x['start']['commit']}" + (
+        f" with uncommitted changes in {x['start']['dirty']} source file(s)" if int(x["start"].get("dirty") or 0) else "")
+    builds = {build(x) for x in machine.values()}
     rows = [
         ("machine", f"{s['nproc']} vCPU ({s['cpu']}), {s['mem_gib']} GiB RAM, a shared VM"),
         ("kernel", f"Linux {s['kernel']}"),
         ("HAProxy", s["haproxy"].replace(" - https://haproxy.org/", "")),
         ("nginx", s["nginx"].replace("nginx version: ", "")),
         ("wrk", s["wrk"].split(" [")[0]),
-        ("ringlb", f"{s['ringlb']}, release build of commit {s['commit']}"
-                   + (f" with uncommitted changes in {dirty} source file(s)" if dirty else "")),
+        ("ringlb", f"{s['ringlb']}, release build of "
+                   + (f"commit {s['commit']}" + (f" with uncommitted changes in {dirty} source file(s)" if dirty else "")
+                      if len(builds) == 1 else "the commit named per step below")),
         ("rustc", s["rustc"]),
         ("open-file limit", f"{s['nofile_hard']} (hard)"),
     ]
@@ -61,7 +67,9 @@ def machine_md(machine):
         if step in machine:
             st_ = machine[step]["start"]
             extra = f" ({st_['reps']} repetitions of {st_['dur_s']} s per target and workload)" if step == "matrix" else ""
-            out.append(f"- **{step}**{extra}: {when(machine, step)}")
+            cmd = st_.get("command")
+            out.append(f"- **{step}**{extra}: {when(machine, step)}" + (f" Command: `{cmd}`." if cmd else "")
+                       + (f" ringlb: {build(machine[step])}." if len(builds) > 1 else ""))
     return "\n".join(out)
 
 
@@ -73,6 +81,16 @@ def matrix_md(results, machine):
     by_mode = summarize.summarize(groups, order)
     note = when(machine, "matrix")
     summarize.charts(by_mode, results, note)
+    kept = [r for rs in groups.values() for r in rs]
+    rows = summarize.read_rows([tsv])
+    retried = sum(1 for r in rows if not r["label"].endswith("/a0"))
+    foreign = sorted(float(r["foreign_cpu_s"]) for r in kept)
+    close_dur = st.median([float(r["dur_s"]) for r in kept if r["mode"] in ("close", "rid-close")] or [0])
+    m = machine.get("matrix", {}).get("start", {})
+    note += (f" {m.get('reps', '?')} interleaved repetitions of {m.get('dur_s', '?')} s per target and workload "
+             f"({close_dur:.0f} s for close and rid-close); {retried} of {len(rows)} runs were repeats of a disturbed one. "
+             f"Other tenants' CPU during the kept runs: median {st.median(foreign):.2f} s per run, at most "
+             f"{foreign[-1]:.2f} s (of 2 CPUs × the run's length).")
     out = [note, "", "#### Headline (medians; ratios within the same run)", "", summarize.headline(by_mode), "",
            "Charts: " + " · ".join(f"[{m}](results/bench-{m}.svg)" for m in summarize.ORDER if m in by_mode), ""]
     for m in summarize.ORDER:
@@ -139,10 +157,10 @@ def ring_md(results, machine):
         if f == "maglev":
             goal = f" {'✓' if lk['median'] <= 10 else '✗'} (goal ≤ 10 ns)"
             rbs += f" {'✓' if rb and rb['median'] <= 2e6 else '✗'} (goal ≤ 2 ms)"
-        out.append(f"| {f} | {lk['median']:.1f} ns ({lk['lo']:.1f} – {lk['hi']:.1f}){goal} | {rbs} |")
-    lk_rows = [(f, d["lookup_ns"][f]["median"], d["lookup_ns"][f]["lo"], d["lookup_ns"][f]["hi"],
+        out.append(f"| {LABELS.get(f, f)} | {lk['median']:.1f} ns ({lk['lo']:.1f} – {lk['hi']:.1f}){goal} | {rbs} |")
+    lk_rows = [(CHART_LABELS.get(f, f), d["lookup_ns"][f]["median"], d["lookup_ns"][f]["lo"], d["lookup_ns"][f]["hi"],
                 "ringlb" if f == "maglev" else "peer") for f in fams]
-    rb_rows = [(f, d["rebuild_ns"][f]["median"] / 1e3 if f in d["rebuild_ns"] else None,
+    rb_rows = [(CHART_LABELS.get(f, f), d["rebuild_ns"][f]["median"] / 1e3 if f in d["rebuild_ns"] else None,
                 d["rebuild_ns"][f]["lo"] / 1e3 if f in d["rebuild_ns"] else None,
                 d["rebuild_ns"][f]["hi"] / 1e3 if f in d["rebuild_ns"] else None,
                 "ringlb" if f == "maglev" else "peer") for f in fams]
@@ -164,7 +182,7 @@ def control_md(results, machine):
     ss = d["samples"]
     add = [s["add_ms"] for s in ss]
     first = [s["first_request_ms"] for s in ss]
-    pct = lambda v, q: sorted(v)[min(len(v) - 1, int(q * len(v)))]
+    pct = lambda v, q: sorted(v)[round(q * (len(v) - 1))]
     out = [when(machine, "control"), "",
            "| measure | median | fastest | 90th pct | slowest | goal |", "|---|---:|---:|---:|---:|---:|",
            f"| `POST /add` returns (the new replica answered its first heartbeat) | {st.median(add):.1f} ms | {min(add):.1f} ms | {pct(add, .9):.1f} ms | {max(add):.1f} ms | |",
@@ -187,11 +205,11 @@ def splice_doc(doc, parts):
     for name, body in parts.items():
         if body is None:
             continue
-        pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.S)
+        pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         if not pat.search(text):
             print(f"report.py: no <!-- generated:{name} --> section in {doc}", file=sys.stderr)
             continue
-        text = pat.sub(lambda m: m.group(1) + body.strip() + m.group(2), text)
+        text = pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text)
     with open(doc, "w") as f:
         f.write(text)
 

@@ -21,6 +21,13 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+# The command as given, with the settings that came from the environment, for the record.
+COMMAND="bench/run.sh${*:+ $*}"
+for v in REPS DUR CLOSE_DUR MODES TARGETS RID_TARGETS PORT_BASE BACKEND_BASE RINGLB_BIN SERVER_CPUS \
+  CLIENT_CPUS QUIET_WAIT CONNTRACK_WAIT MEM_CONNS CTL_TRIALS DUR_PROFILE PROFILE_TARGETS PROFILE_MODES; do
+  if [[ -n "${!v:-}" ]]; then COMMAND="$v=\"${!v}\" $COMMAND"; fi
+done
+export COMMAND
 source "$HERE/lib.sh"
 
 QUICK=0
@@ -50,7 +57,7 @@ step() { [[ ",$STEPS," == *",$1,"* ]]; }
 for s in ${STEPS//,/ }; do
   case "$s" in matrix | profile | memory | ring | control) ;; *) echo "run.sh: unknown step '$s'" >&2; exit 2 ;; esac
 done
-for tool in wrk haproxy nginx curl python3; do
+for tool in wrk haproxy nginx curl python3 strace; do
   command -v "$tool" >/dev/null || NEED_INSTALL=1
 done
 [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || NEED_INSTALL=1
@@ -70,7 +77,14 @@ if [[ -z "${RINGLB_BIN:-}" ]]; then
   mkdir -p "$RUN/bin"
   cp "$ROOT/target/release/ringlb" "$RUN/bin/ringlb.new" && mv "$RUN/bin/ringlb.new" "$RUN/bin/ringlb"
   export RINGLB_BIN="$RUN/bin/ringlb"
+  # What the binary was built from (the tree may move on during the run).
+  BUILD_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  BUILD_DIRTY=$(git -C "$ROOT" status --porcelain -- proxy core control replica Cargo.lock 2>/dev/null | wc -l)
+else
+  BUILD_COMMIT="unknown ($RINGLB_BIN)"
+  BUILD_DIRTY=0
 fi
+export BUILD_COMMIT BUILD_DIRTY
 [[ -x "$RINGLB_BIN" ]] || { blog "RINGLB_BIN=$RINGLB_BIN is not an executable"; exit 1; }
 
 # ---------------------------------------------------------------- the machine
@@ -92,12 +106,13 @@ print(json.dumps({
   "kernel": sh("uname -r"),
   "haproxy": sh("haproxy -v | head -1"), "nginx": sh("nginx -v"), "wrk": sh("wrk -v | head -1"),
   "ringlb": sh("$RINGLB_BIN --version"), "rustc": sh("rustc --version"),
-  "commit": sh("git -C $ROOT rev-parse --short HEAD"),
-  "dirty": sh("git -C $ROOT status --porcelain -- proxy core control replica Cargo.lock | wc -l"),
+  "commit": os.environ.get("BUILD_COMMIT", "unknown"),
+  "dirty": os.environ.get("BUILD_DIRTY", "0"),
   "nofile_hard": sh("ulimit -Hn"),
   "reps": int("$REPS"), "dur_s": int("$DUR"),
   "pin": {"server_cpus": "${SERVER_CPUS:-}", "client_cpus": "${CLIENT_CPUS:-}"},
   "steps": "$STEPS",
+  "command": os.environ.get("COMMAND", ""),
 }))
 EOF
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start what the benchmark measures, all on 127.0.0.1: the nginx backend (three listeners),
 # HAProxy and nginx front proxies (one instance each with 1 thread/worker, one with the default
-# count), and ringlb (static runtime, in front of the same backends) twice: default workers and
-# --workers 1. Templates conf/* into $RUN; makes the 64 MiB file; checks every target with curl.
+# count), and ringlb (static runtime, in front of the same backends) with default workers, with
+# --workers 1, and with --splice auto when the binary has that flag. Templates conf/* into $RUN;
+# makes the 64 MiB file; checks every target with curl.
 # Idempotent: a component whose pid file points at a live process is left alone.
 # Stop everything with bench/teardown.sh (pid files only).
 #
@@ -24,6 +25,7 @@ if [[ -z "${NO_INSTALL:-}" ]]; then
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v nginx >/dev/null || need+=(nginx)
   [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || need+=(libnginx-mod-stream)
+  command -v strace >/dev/null || need+=(strace) # bench/profile.sh
   if ((${#need[@]})); then
     blog "apt-get install ${need[*]}"
     apt-get update -qq
@@ -104,11 +106,16 @@ if [[ -z "${NO_RINGLB:-}" ]]; then
   [[ -x "$(ringlb_bin)" ]] || { blog "no ringlb binary at $(ringlb_bin) (cargo build --release -p ringlb-proxy)"; exit 1; }
   start_ringlb ringlb "$P_RINGLB"
   start_ringlb ringlb-w1 "$P_RINGLB_W1" --workers 1
+  if "$(ringlb_bin)" --help 2>/dev/null | grep -q -- '--splice <'; then
+    start_ringlb ringlb-auto "$P_RINGLB_AUTO" --splice auto
+  else
+    blog "this ringlb has no --splice flag: no ringlb-auto target"
+  fi
 fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 11 12 13 14 15 16 100 101; do
+for n in 1 2 3 4 5 6 11 12 13 14 15 16 100 101 102; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0

@@ -45,11 +45,16 @@ def disturbance(r):
     return (drops(r) > 0, float(r["foreign_cpu_s"]))
 
 
-def load(paths):
+def read_rows(paths):
     rows = []
     for path in paths:
         with open(path) as f:
             rows += [r for r in csv.DictReader(f, delimiter="\t") if r["label"] != "label"]
+    return rows
+
+
+def load(paths):
+    rows = read_rows(paths)
     best = {}
     for r in rows:
         rep = r["label"].split("/")[0]
@@ -117,8 +122,8 @@ def best_peer(stats):
 
 
 def headline(by_mode):
-    out = ["| workload | direct (no proxy) | ringlb | ringlb ÷ best peer | ringlb ÷ direct | best HAProxy/nginx | ringlb-w1 | proxy CPU: ringlb · best peer |",
-           "|---|---:|---:|---:|---:|---|---:|---:|"]
+    out = ["| workload | direct (no proxy) | ringlb | ringlb ÷ best peer | ringlb ÷ direct | best HAProxy/nginx | other ringlb settings (÷ best peer) | proxy CPU: ringlb · best peer |",
+           "|---|---:|---:|---:|---:|---|---|---:|"]
     for m in ORDER:
         ss = by_mode.get(m)
         if not ss:
@@ -128,12 +133,14 @@ def headline(by_mode):
         nd = 2 if m == "bulk" else 0
         cu = " s/GB" if m == "bulk" else " µs/req"
         cnd = 2 if m == "bulk" else 1
-        r, w1, dr, bp = d.get("ringlb"), d.get("ringlb-w1"), d.get("direct"), best_peer(ss)
+        r, dr, bp = d.get("ringlb"), d.get("direct"), best_peer(ss)
+        others = " · ".join(f"{s.target.replace('ringlb-', '')} {fmt(s.tp, nd)} ({ratio(s.tp, bp.tp if bp else None)})"
+                            for s in ss if s.target.startswith("ringlb-")) or "–"
         peer_cpu = min((s.cpu for s in ss if is_peer(s.target) and s.cpu is not None), default=None)
         out.append(
             f"| {m} | {fmt(dr.tp, nd) + unit if dr else '–'} | {fmt(r.tp, nd) + unit if r else '–'} | "
             f"**{ratio(r.tp if r else None, bp.tp if bp else None)}** | {ratio(r.tp if r else None, dr.tp if dr else None)} | "
-            f"{(fmt(bp.tp, nd) + unit + ' (' + bp.target + ')') if bp else '–'} | {fmt(w1.tp, nd) + unit if w1 else '–'} | "
+            f"{(fmt(bp.tp, nd) + unit + ' (' + bp.target + ')') if bp else '–'} | {others} | "
             f"{fmt(r.cpu if r else None, cnd)} · {fmt(peer_cpu, cnd)}{cu} |")
     return "\n".join(out)
 

@@ -5,6 +5,7 @@ row, with an optional range whisker (min-max over repetitions) and vertical refe
 (a goal, or the physical limit). Colours: ringlb rows stand out, the no-proxy baseline is grey.
 """
 
+import math
 from html import escape
 
 ROW_H = 22
@@ -21,8 +22,8 @@ def colour(kind):
     return COLOURS.get(kind, COLOURS["peer"])
 
 
-def nice_max(v):
-    """A round axis end at or above v."""
+def nice_step(v):
+    """The smallest of 1, 2, 2.5, 5 × 10^k at or above v."""
     if v <= 0:
         return 1.0
     e = 1.0
@@ -30,10 +31,17 @@ def nice_max(v):
         e *= 10
     while e > v:
         e /= 10
-    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+    for m in (1, 2, 2.5, 5, 10):
         if m * e >= v:
             return m * e
     return 10 * e
+
+
+def axis(v):
+    """(end, step) of an axis from 0 that holds v in about five round steps."""
+    step = nice_step(v / 5)
+    n = max(1, math.ceil(v / step - 1e-9))
+    return n * step, step
 
 
 def fmt_num(v):
@@ -71,12 +79,12 @@ def figure(path, title, panels, note=""):
         f = p.get("fmt", fmt_num)
         vals = [r[3] if r[3] is not None else r[1] for r in p["rows"] if r[1] is not None]
         vals += [v for v, _ in p.get("refs", [])]
-        vmax = nice_max(max(vals) * 1.02 if vals else 1.0)
+        vmax, step = axis(max(vals) * 1.02 if vals else 1.0)
         sx = lambda v: x0 + PANEL_W * (v / vmax)
         out.append(f"<text x='{x0}' y='{TOP - 22}' font-weight='bold'>{escape(p['title'])}</text>")
         y_end = TOP + nrows * ROW_H
-        for k in range(5):
-            v = vmax * k / 4
+        for k in range(round(vmax / step) + 1):
+            v = step * k
             x = sx(v)
             out.append(f"<line x1='{x:.1f}' y1='{TOP - 4}' x2='{x:.1f}' y2='{y_end}' stroke='#e9ecef'/>")
             out.append(f"<text x='{x:.1f}' y='{y_end + 14}' text-anchor='middle' fill='#495057' font-size='10'>{f(v) if k else '0'}</text>")
