@@ -210,11 +210,15 @@ fn install_metrics(hash: &str, runtime: &str) -> anyhow::Result<PrometheusHandle
     Ok(handle)
 }
 
-/// Binds a listener with a deep backlog. With `reuse_port` (the data port) a new ringlb can bind
-/// the same port and take over while the old one drains. The control port is bound without it, so
-/// a second ringlb started by mistake with the same ports fails at once instead of silently
-/// sharing them.
-fn bind(addr: SocketAddr, what: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
+/// Binds a listener with a deep backlog. With `reuse_port` (the data port) several listeners
+/// share the port, one per data-plane worker, and a new ringlb can bind the same port and take
+/// over while the old one drains. The control port is bound without it, so a second ringlb
+/// started by mistake with the same ports fails at once instead of silently sharing them.
+fn bind_std(
+    addr: SocketAddr,
+    what: &str,
+    reuse_port: bool,
+) -> anyhow::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -228,7 +232,24 @@ fn bind(addr: SocketAddr, what: &str, reuse_port: bool) -> anyhow::Result<TcpLis
         format!("cannot bind the {what} port {addr} (is another ringlb running?)")
     })?;
     socket.listen(4096)?;
-    Ok(TcpListener::from_std(socket.into())?)
+    Ok(socket.into())
+}
+
+/// Binds the control port (on the current runtime).
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::from_std(bind_std(addr, what, false)?)?)
+}
+
+/// Binds one data listener per worker on the same port. With port 0 the first one picks the
+/// port and the others join it.
+fn bind_data(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let first = bind_std(addr, "data", true)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(bind_std(addr, "data", true)?);
+    }
+    Ok(all)
 }
 
 /// Runs ringlb until SIGTERM or SIGINT.
@@ -255,8 +276,11 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     if !s.max_conns_given {
         s.proxy.max_conns = max_conns_for(nofile);
     }
-    let control = bind(s.control, "control", false)?;
-    let data = bind(s.listen, "data", true)?;
+    let control = bind(s.control, "control")?;
+    let workers = s.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let data = bind_data(s.listen, workers)?;
     let runtime: Arc<dyn Runtime> = match s.runtime {
         RuntimeKind::Process => Arc::new(ProcessRuntime::new(ProcessConfig::current_exe()?)),
         RuntimeKind::Static => Arc::new(FixedRuntime::new(s.backends.clone())),
@@ -286,7 +310,7 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     };
     tracing::info!(
         data = %s.listen, control = %s.control, hash = %hash, runtime = %runtime_name,
-        replicas = ?listing.replicas, max_conns = s.proxy.max_conns,
+        replicas = ?listing.replicas, max_conns = s.proxy.max_conns, workers,
         "ringlb is serving"
     );
     let health = tokio::spawn({
@@ -294,17 +318,21 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         let stop = shutdown.clone();
         async move { manager.run_health(stop).await }
     });
-    let data_plane = tokio::spawn(ringlb_proxy::run(
-        data,
-        directory,
-        s.proxy.clone(),
-        shutdown.clone(),
-    ));
+    let data_plane = match ringlb_proxy::start(data, directory, s.proxy.clone(), shutdown.clone()) {
+        Ok(plane) => plane,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = health.await;
+            let _ = api.await;
+            manager.shutdown(s.keep_replicas).await;
+            bail!("cannot start the data-plane workers: {e}");
+        }
+    };
 
     signal.await;
     tracing::info!("shutting down: no new connections; draining");
     shutdown.cancel();
-    let _ = data_plane.await;
+    data_plane.wait().await;
     let _ = health.await;
     let _ = api.await;
     manager.shutdown(s.keep_replicas).await;

@@ -128,7 +128,8 @@ pub struct Args {
     /// a per-thread buffer and splices once a direction carries bulk data.
     #[arg(long, env = "RINGLB_SPLICE", default_value = "always")]
     pub splice: ringlb_proxy::splice::Mode,
-    /// Worker threads of the data plane [default: one per core].
+    /// Worker threads of the data plane, each with its own event loop and its own listener on the
+    /// data port (SO_REUSEPORT) [default: one per core].
     #[arg(long, env = "RINGLB_WORKERS")]
     pub workers: Option<usize>,
 

@@ -28,16 +28,26 @@ pub struct Shared {
     pub hard_stop: CancellationToken,
 }
 
-/// Serves one accepted connection.
-pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one accepted connection: a non-blocking socket that tokio has not registered yet (the
+/// first read comes before the registration, see [`sniff::read_now`]).
+pub async fn serve(client: std::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let started = Instant::now();
     let cfg = &shared.cfg;
     let _ = client.set_nodelay(true);
-    let sniffed = tokio::time::timeout(
-        cfg.request_timeout,
-        sniff::read_head(&client, cfg.max_request_line, cfg.key.needs_headers()),
-    )
-    .await;
+    let first = sniff::read_now(&client);
+    let Ok(client) = TcpStream::from_std(client) else {
+        return; // no room in the event loop: the close is all the client gets
+    };
+    let sniffed = match first {
+        Ok(buf) => {
+            tokio::time::timeout(
+                cfg.request_timeout,
+                sniff::read_head(&client, cfg.max_request_line, cfg.key.needs_headers(), buf),
+            )
+            .await
+        }
+        Err(e) => Ok(Err(e)),
+    };
     let head = match sniffed {
         Ok(Ok(head)) => head,
         Ok(Err(SniffError::Closed)) | Ok(Err(SniffError::Io(_))) => {
@@ -59,11 +69,17 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     };
 
     if let Some(admin) = cfg.admin.filter(|_| is_admin_path(head.path())) {
-        return match connect(admin, cfg.connect_timeout).await {
-            Ok(upstream) => {
+        return match connect(admin, cfg.connect_timeout, &head.buf).await {
+            Ok((upstream, sent)) => {
                 let counts = Counts::default();
+                counts.up.store(sent as u64, Ordering::Relaxed);
                 let end = Box::pin(replay_and_forward(
-                    &client, &upstream, &head.buf, cfg, &counts, &shared,
+                    &client,
+                    &upstream,
+                    &head.buf[sent..],
+                    cfg,
+                    &counts,
+                    &shared,
                 ))
                 .await;
                 log_done(peer, "control", &counts, started, end);
@@ -90,14 +106,14 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .take(1 + cfg.retries as usize)
     {
         let t = Instant::now();
-        match connect(backend.addr, cfg.connect_timeout).await {
-            Ok(upstream) => {
+        match connect(backend.addr, cfg.connect_timeout, &head.buf).await {
+            Ok((upstream, sent)) => {
                 backend.health.connect_succeeded();
                 backend
                     .metrics
                     .connect_seconds
                     .record(t.elapsed().as_secs_f64());
-                chosen = Some((backend, upstream));
+                chosen = Some((backend, upstream, sent));
                 break;
             }
             Err(e) => {
@@ -123,7 +139,7 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
         }
     }
-    let Some((backend, upstream)) = chosen else {
+    let Some((backend, upstream, sent)) = chosen else {
         let msg = if routes.any_up() {
             "no replica could be reached"
         } else {
@@ -131,16 +147,21 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         };
         return rejected(client, peer, started, Reason::NoReplica, msg).await;
     };
-    proxy_to(client, upstream, peer, started, &head.buf, backend, &shared).await;
+    proxy_to(
+        client, upstream, peer, started, &head.buf, sent, backend, &shared,
+    )
+    .await;
 }
 
-/// Forwards to a chosen replica, with its counters.
+/// Forwards to a chosen replica, with its counters. `head[..sent]` went out with the connect.
+#[allow(clippy::too_many_arguments)]
 async fn proxy_to(
     client: TcpStream,
     upstream: TcpStream,
     peer: SocketAddr,
     started: Instant,
     head: &[u8],
+    sent: usize,
     backend: &Arc<Backend>,
     shared: &Shared,
 ) {
@@ -151,12 +172,13 @@ async fn proxy_to(
     mx.routed.increment(1);
     mx.active.increment(1.0);
     let counts = Counts::default();
+    counts.up.store(sent as u64, Ordering::Relaxed);
     // Boxed: the forwarding state is most of a connection's future, and only connections that
     // reach a replica need it; one still waiting for its request line (a slowloris) stays small.
     let end = Box::pin(replay_and_forward(
         &client,
         &upstream,
-        head,
+        &head[sent..],
         &shared.cfg,
         &counts,
         shared,
@@ -185,10 +207,12 @@ async fn replay_and_forward(
     counts: &Counts,
     shared: &Shared,
 ) -> End {
-    if splice::write_all(upstream, head).await.is_err() {
-        return End::Error;
+    if !head.is_empty() {
+        if splice::write_all(upstream, head).await.is_err() {
+            return End::Error;
+        }
+        counts.up.fetch_add(head.len() as u64, Ordering::Relaxed);
     }
-    counts.up.fetch_add(head.len() as u64, Ordering::Relaxed);
     tokio::select! {
         end = splice::forward(client, upstream, cfg.idle_timeout, cfg.splice, counts) => end,
         _ = shared.hard_stop.cancelled() => End::Shutdown,
@@ -217,12 +241,50 @@ fn is_local_error(e: &std::io::Error) -> bool {
     )
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
+/// Connects to `addr` and sends as much of `head` as the new connection takes at once; returns
+/// the stream and how many bytes of `head` went out.
+///
+/// The head is sent right after `connect` returns, without waiting to learn whether the handshake
+/// is done: on loopback and on a fast network it usually is (the kernel answers the SYN before
+/// `connect` returns), so the request leaves at once and the wait for writability and the
+/// `SO_ERROR` query are saved. A socket still connecting refuses the send with EAGAIN, and only
+/// then does ringlb wait. A refused connect shows up as the send's error. Either way nothing has
+/// reached the replica when this fails, so trying the next one is safe.
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    head: &[u8],
+) -> Result<(TcpStream, usize), ConnectError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let started = async {
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
+        let _ = sock.set_tcp_nodelay(true);
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
         }
+        let sent = match sock.send_with_flags(head, libc::MSG_NOSIGNAL) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+        if sent == 0 {
+            // Still connecting: writable once the handshake is done or has failed.
+            stream.writable().await?;
+            if let Some(e) = stream.take_error()? {
+                return Err(e);
+            }
+        }
+        Ok((stream, sent))
+    };
+    match tokio::time::timeout(timeout, started).await {
+        Ok(Ok(connected)) => Ok(connected),
         Ok(Err(e)) => Err(ConnectError::Io(e)),
         Err(_) => Err(ConnectError::Timeout),
     }

@@ -5,6 +5,7 @@
 //!
 //! The modules follow a connection's path:
 //!
+//! 0. [`workers`]: one thread per core, each with its own runtime and its own listener.
 //! 1. [`listener`]: the accept loop, with a connection cap and back-off on accept errors.
 //! 2. [`sniff`]: read the request line (and headers, when the key needs them) under a deadline
 //!    and a size cap; parse it with `httparse`.
@@ -28,6 +29,7 @@ pub mod listener;
 pub mod reject;
 pub mod sniff;
 pub mod splice;
+pub mod workers;
 
 pub use config::{KeySpec, ProxyConfig};
-pub use listener::run;
+pub use workers::{start, DataPlane};

@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpListener;
 use ringlb_core::{metrics as m, Directory};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,11 +34,14 @@ const BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// (4096), so the loop ends even while clients keep arriving.
 const BACKLOG_TAKEN: usize = 4096;
 
-/// Serves the data port until `shutdown` is cancelled, then drains.
+/// Serves the data port until `shutdown` is cancelled, then drains. `served` counts the
+/// connections being served under the cap; the workers of one process share it (see
+/// [`crate::workers`]).
 pub async fn run(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     directory: Arc<Directory>,
     cfg: ProxyConfig,
+    served: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 ) {
     let drain = cfg.drain_timeout;
@@ -47,33 +53,57 @@ pub async fn run(
         hard_stop: hard_stop.clone(),
     });
     let tracker = TaskTracker::new();
-    // Connections being served (refusals not counted); only this task adds to it.
-    let served = Arc::new(AtomicUsize::new(0));
-    let admit = |stream: TcpStream, peer: std::net::SocketAddr| {
-        ::metrics::counter!(m::ACCEPTED).increment(1);
-        ::metrics::gauge!(m::OPEN).increment(1.0);
+    let accepted_total = ::metrics::counter!(m::ACCEPTED);
+    let open = ::metrics::gauge!(m::OPEN);
+    // Accepted sockets come from mio unregistered (non-blocking, close-on-exec): `conn::serve`
+    // reads the request line before tokio registers them, see there.
+    let admit = |stream: mio::net::TcpStream, peer: std::net::SocketAddr| {
+        let stream = std::net::TcpStream::from(stream);
+        accepted_total.increment(1);
+        open.increment(1.0);
         // Only served connections take a slot: a refusal that lingers to deliver its 503 must
-        // not keep a slot that a served connection just freed from being reused.
-        if served.load(Ordering::Acquire) >= max_conns {
-            let guard = OpenGuard(None);
+        // not keep a slot that a served connection just freed from being reused. The count is
+        // shared by the workers, so a slot is taken in one atomic step.
+        let took_slot = served
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_conns).then_some(n + 1)
+            })
+            .is_ok();
+        if !took_slot {
+            let guard = OpenGuard(None, open.clone());
             tracker.spawn(async move {
                 let _guard = guard;
-                reject::answer(
-                    stream,
-                    Reason::OverCapacity,
-                    &format!("ringlb is at its connection limit ({max_conns})"),
-                )
-                .await;
+                if let Ok(stream) = TcpStream::from_std(stream) {
+                    reject::answer(
+                        stream,
+                        Reason::OverCapacity,
+                        &format!("ringlb is at its connection limit ({max_conns})"),
+                    )
+                    .await;
+                }
             });
             return;
         }
-        served.fetch_add(1, Ordering::AcqRel);
-        let guard = OpenGuard(Some(served.clone()));
+        let guard = OpenGuard(Some(served.clone()), open.clone());
         let shared = shared.clone();
         tracker.spawn(async move {
             let _guard = guard;
             conn::serve(stream, peer, shared).await;
         });
+    };
+    // tokio marks this safe constructor deprecated because an arbitrary `AsRawFd` value could
+    // close or swap its descriptor while registered. A mio listener owned by the `AsyncFd` cannot:
+    // its descriptor lives exactly as long as the registration (`into_inner` deregisters before
+    // handing it back). tokio's own `TcpListener` would register every accepted socket at once,
+    // before ringlb's first read (see `conn::serve`), which is why it is not used here.
+    #[allow(deprecated)]
+    let watched = AsyncFd::with_interest(TcpListener::from_std(listener), Interest::READABLE);
+    let listener = match watched {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the data listener");
+            return;
+        }
     };
     let mut backoff = BACKOFF_MIN;
     let mut last_complaint: Option<Instant> = None;
@@ -81,7 +111,7 @@ pub async fn run(
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = listener.accept() => r,
+            r = accept(&listener) => r,
         };
         let (stream, peer) = match accepted {
             Ok(a) => {
@@ -113,22 +143,14 @@ pub async fn run(
     // The kernel completed these handshakes before the listener closes: serve them instead of
     // letting the close reset them (with SO_REUSEPORT, a new ringlb on the same port already
     // takes the connections that arrive from now on).
-    match listener.into_std() {
-        Ok(l) => {
-            for _ in 0..BACKLOG_TAKEN {
-                let Ok((stream, peer)) = l.accept() else {
-                    break; // empty (WouldBlock), or out of descriptors
-                };
-                let stream = stream
-                    .set_nonblocking(true)
-                    .and_then(|()| TcpStream::from_std(stream));
-                if let Ok(stream) = stream {
-                    admit(stream, peer);
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not take the listener's backlog"),
+    let listener = listener.into_inner();
+    for _ in 0..BACKLOG_TAKEN {
+        let Ok((stream, peer)) = listener.accept() else {
+            break; // empty (WouldBlock), or out of descriptors
+        };
+        admit(stream, peer);
     }
+    drop(listener);
     tracker.close();
     let left = tracker.len();
     if left > 0 {
@@ -148,16 +170,29 @@ pub async fn run(
     }
 }
 
+/// Takes one connection from the listen queue, waiting until there is one.
+async fn accept(
+    listener: &AsyncFd<TcpListener>,
+) -> std::io::Result<(mio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        // WouldBlock (the queue is empty) clears the readiness, and the loop waits again.
+        if let Ok(r) = ready.try_io(|l| l.get_ref().accept()) {
+            return r;
+        }
+    }
+}
+
 /// Counts a connection as open (and, when it holds one, its slot under the cap) until the task
 /// ends.
-struct OpenGuard(Option<Arc<AtomicUsize>>);
+struct OpenGuard(Option<Arc<AtomicUsize>>, ::metrics::Gauge);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         if let Some(served) = &self.0 {
             served.fetch_sub(1, Ordering::AcqRel);
         }
-        ::metrics::gauge!(m::OPEN).decrement(1.0);
+        self.1.decrement(1.0);
     }
 }
 

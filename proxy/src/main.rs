@@ -36,12 +36,14 @@ fn main() -> ExitCode {
         println!("configuration ok");
         return ExitCode::SUCCESS;
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = settings.workers {
-        rt.worker_threads(n);
-    }
-    let rt = rt.build().expect("tokio runtime");
+    // The control plane (API, health checks, replica management) runs here; the data plane has
+    // threads of its own (`--workers`, see ringlb_proxy::workers), so one worker is plenty.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ringlb-control")
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(app::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

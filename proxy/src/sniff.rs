@@ -98,39 +98,63 @@ pub async fn read_head(
     stream: &TcpStream,
     cap: usize,
     need_headers: bool,
+    mut buf: BytesMut,
 ) -> Result<Head, SniffError> {
-    let mut buf = BytesMut::new();
     let mut line_seen = false;
+    let mut before = 0;
     loop {
+        if buf.len() > before {
+            let fresh = &buf[before..];
+            line_seen = line_seen || fresh.contains(&b'\n');
+            let decidable = line_seen
+                || buf.len() > cap
+                || fresh.contains(&0)
+                || (before == 0 && buf.first() == Some(&TLS_HANDSHAKE));
+            if decidable {
+                if let Some(spans) = parse_head(&buf, cap, need_headers)? {
+                    return Ok(Head {
+                        method: spans.method,
+                        target: spans.target,
+                        headers: spans.headers,
+                        buf,
+                    });
+                }
+            }
+        }
         stream.readable().await?;
         if buf.capacity() == buf.len() {
             let room = buf.len().max(INITIAL_BUFFER).min(cap + 1 - buf.len());
             buf.reserve(room.max(1));
         }
-        let before = buf.len();
+        before = buf.len();
         match read_some(stream, &mut buf) {
             Ok(0) => return Err(SniffError::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e.into()),
         }
-        let fresh = &buf[before..];
-        line_seen = line_seen || fresh.contains(&b'\n');
-        let decidable = line_seen
-            || buf.len() > cap
-            || fresh.contains(&0)
-            || (before == 0 && buf.first() == Some(&TLS_HANDSHAKE));
-        if !decidable {
-            continue;
+    }
+}
+
+/// The first read of a new connection, made before tokio registers the socket: a client
+/// usually sends its request right after the handshake, so by the time ringlb accepts, the line
+/// is there, and reading it at once saves a trip through the event loop. Reading before the
+/// registration matters too: a socket registered with bytes waiting gets a readiness event
+/// later, after those bytes are gone, and the forwarding's first read would then fail with EAGAIN.
+///
+/// Returns what was read, empty (and unallocated) when the client has sent nothing yet; pass it
+/// to [`read_head`].
+pub fn read_now(stream: &std::net::TcpStream) -> Result<BytesMut, SniffError> {
+    use std::io::Read;
+    let mut buf = BytesMut::zeroed(INITIAL_BUFFER);
+    match (&*stream).read(&mut buf) {
+        Ok(0) => Err(SniffError::Closed),
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(buf)
         }
-        if let Some(spans) = parse_head(&buf, cap, need_headers)? {
-            return Ok(Head {
-                method: spans.method,
-                target: spans.target,
-                headers: spans.headers,
-                buf,
-            });
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(BytesMut::new()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -283,7 +307,7 @@ mod tests {
         let (s, _) = l.accept().await.unwrap();
         c.write_all(input).await.unwrap();
         c.shutdown().await.unwrap();
-        let r = read_head(&s, cap, headers).await;
+        let r = read_head(&s, cap, headers, BytesMut::new()).await;
         drop(c);
         r
     }
@@ -370,5 +394,63 @@ mod tests {
         let line = format!("GET /?rid={} HTTP/1.1\r\n", "7".repeat(8192 - 21));
         assert_eq!(line.len(), 8192);
         assert!(sniff(line.as_bytes(), 8192, false).await.is_ok());
+    }
+
+    /// `read_now` then `read_head`, the way `conn::serve` uses them.
+    #[tokio::test]
+    async fn first_read_before_registration() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+
+        // Nothing sent yet: no bytes, and no buffer held.
+        let buf = read_now(&s).unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(buf.capacity(), 0);
+
+        // Half a line now, the rest once the socket is registered.
+        use std::io::Write;
+        c.write_all(b"GET /home?ri").unwrap();
+        let mut buf = BytesMut::new();
+        for _ in 0..100 {
+            buf = read_now(&s).unwrap();
+            if !buf.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(&buf[..], b"GET /home?ri");
+        let s = TcpStream::from_std(s).unwrap();
+        c.write_all(b"d=7 HTTP/1.1\r\n").unwrap();
+        let h = read_head(&s, 8192, false, buf).await.unwrap();
+        assert_eq!(h.target(), b"/home?rid=7");
+
+        // A whole line read at once is decided without waiting for the socket.
+        let mut whole = BytesMut::new();
+        whole.extend_from_slice(b"GET /a HTTP/1.1\r\n");
+        let h = read_head(&s, 8192, false, whole).await.unwrap();
+        assert_eq!(h.path(), b"/a");
+
+        // A client that leaves before sending anything.
+        let (c2, s2) = {
+            let c2 = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s2, _) = l.accept().unwrap();
+            (c2, s2)
+        };
+        s2.set_nonblocking(true).unwrap();
+        drop(c2);
+        let mut closed = false;
+        for _ in 0..100 {
+            match read_now(&s2) {
+                Err(SniffError::Closed) => {
+                    closed = true;
+                    break;
+                }
+                Ok(b) if b.is_empty() => std::thread::sleep(std::time::Duration::from_millis(5)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(closed);
     }
 }

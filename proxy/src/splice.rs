@@ -229,10 +229,13 @@ mod linux {
     }
 
     /// Empty pipes kept for the next connection: a new pipe costs a `pipe2` call now and two
-    /// `close` calls later, on every direction of every connection. 64 pipes hold 128
-    /// descriptors and no memory until used.
+    /// `close` calls later, on every direction of every connection. 128 pipes (two for each of
+    /// 64 connections) hold 256 descriptors and no memory until used; 64 pipes were too few for
+    /// 50 clients opening a connection per request (a `pipe2` every 9 connections). A pooled
+    /// pipe was freed by a connection that ended, so the pool never takes a descriptor the
+    /// connection cap counts on.
     static POOL: std::sync::Mutex<Vec<Pipe>> = std::sync::Mutex::new(Vec::new());
-    const POOL_MAX: usize = 64;
+    const POOL_MAX: usize = 128;
 
     impl Pipe {
         /// A pipe from the pool, or a new one.

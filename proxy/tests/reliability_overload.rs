@@ -605,6 +605,7 @@ async fn a1_waiting_connection_future_is_small() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
     let peer = c.local_addr().unwrap();
+    let c = c.into_std().unwrap();
     let shared = Arc::new(ringlb_proxy::conn::Shared {
         cfg: ringlb_proxy::ProxyConfig::default(),
         directory: Arc::new(ringlb_core::Directory::new(ringlb_core::Routes::empty(

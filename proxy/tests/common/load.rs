@@ -326,7 +326,7 @@ pub fn non_pipe_fds(pid: u32) -> usize {
 }
 
 /// Empty pipes the splice module keeps for reuse (`POOL_MAX` in `proxy/src/splice.rs`).
-pub const PIPE_POOL: usize = 64;
+pub const PIPE_POOL: usize = 128;
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
 pub fn rss_kib(pid: u32) -> u64 {

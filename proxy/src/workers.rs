@@ -1,0 +1,92 @@
+//! The data plane's threads.
+//!
+//! Each worker is an OS thread with its own current-thread tokio runtime and its own listener on
+//! the data port. The listeners share the port through `SO_REUSEPORT`, so the kernel spreads new
+//! connections over them, and a connection lives and dies on the thread that accepted it: no work
+//! stealing, no wake-ups sent from one thread to another, no task moving between cores. It is the
+//! layout of HAProxy's threads and nginx's workers.
+//!
+//! Why not tokio's multi-thread scheduler: with it, a worker that finds new events wakes a sleeping
+//! sibling to share them (a `futex` call, and a context switch for the sibling, which usually finds
+//! nothing to do). On a proxy, where each event is a few microseconds of work, that cost is of the
+//! same order as the work; `docs/benchmarks.md` has the measurements.
+//!
+//! The connection cap is one count for the whole process, shared by the workers.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use ringlb_core::Directory;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProxyConfig;
+use crate::listener;
+
+/// The running data plane.
+#[derive(Debug)]
+pub struct DataPlane {
+    /// One per worker, resolved when its listener has drained.
+    done: Vec<oneshot::Receiver<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts one worker thread per listener. Every listener must be bound to the data port (with
+/// `SO_REUSEPORT` when there is more than one), be listening, and be non-blocking.
+///
+/// `shutdown` stops every worker: each stops accepting, serves its listen backlog, and drains its
+/// own connections for `cfg.drain_timeout`.
+pub fn start(
+    listeners: Vec<std::net::TcpListener>,
+    directory: Arc<Directory>,
+    cfg: ProxyConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<DataPlane> {
+    let served = Arc::new(AtomicUsize::new(0));
+    let mut plane = DataPlane {
+        done: Vec::with_capacity(listeners.len()),
+        threads: Vec::with_capacity(listeners.len()),
+    };
+    for (i, std_listener) in listeners.into_iter().enumerate() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (tx, rx) = oneshot::channel();
+        let (directory, cfg, served, shutdown) = (
+            directory.clone(),
+            cfg.clone(),
+            served.clone(),
+            shutdown.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("ringlb-data-{i}"))
+            .spawn(move || {
+                // The accept loop runs as a task, not as the `block_on` future itself: a wake-up
+                // of that future goes through the runtime's eventfd (a `write` and one more
+                // event), a task's does not.
+                let serving = listener::run(std_listener, directory, cfg, served, shutdown);
+                let _ = rt.block_on(async move { tokio::spawn(serving).await });
+                // Tasks cut by the drain period are dropped with the runtime, before `done`.
+                drop(rt);
+                let _ = tx.send(());
+            })?;
+        plane.done.push(rx);
+        plane.threads.push(thread);
+    }
+    Ok(plane)
+}
+
+impl DataPlane {
+    /// Resolves once every worker has stopped (after `shutdown` and the drain).
+    pub async fn wait(self) {
+        for rx in self.done {
+            // An error means the worker's thread ended without saying so (a panic): it is over
+            // either way.
+            let _ = rx.await;
+        }
+        // Each thread has sent its last word, so these joins return at once.
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
