@@ -268,12 +268,14 @@ async fn connect(
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let sent = match sock.send_with_flags(head, libc::MSG_NOSIGNAL) {
+        // Registered before anything is sent, so that no error after the send can make the
+        // caller try another replica with a request this one already has.
+        let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+        let sent = match socket2::SockRef::from(&stream).send_with_flags(head, libc::MSG_NOSIGNAL) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
         };
-        let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
         if sent == 0 {
             // Still connecting: writable once the handshake is done or has failed.
             stream.writable().await?;
