@@ -123,7 +123,10 @@ pub async fn read_head(
         }
         stream.readable().await?;
         if buf.capacity() == buf.len() {
-            let room = buf.len().max(INITIAL_BUFFER).min(cap + 1 - buf.len());
+            let room = buf
+                .len()
+                .max(INITIAL_BUFFER)
+                .min((cap + 1).saturating_sub(buf.len()));
             buf.reserve(room.max(1));
         }
         before = buf.len();
