@@ -275,8 +275,11 @@ fn f3_black_hole_replica() {
         format!("/home?rid={}", load::rid(k))
     });
     std::thread::sleep(Duration::from_secs(2));
-    let stop_at = load.elapsed();
     let paused = Paused::stop(&[victim_pid]);
+    // Read after the signal is sent: `kill` is a process of its own and takes milliseconds to
+    // start, and a clock read before it would put "marked down" that much too early, counting
+    // connections routed just before the mark as routed after it.
+    let stop_at = load.elapsed();
     let down = until(Duration::from_secs(5), || {
         state_of(&lb, "Server-2")["state"] == "down"
     });
