@@ -167,6 +167,7 @@ mod linux {
     async fn copy_once(src: &TcpStream, dst: &TcpStream) -> io::Result<Option<(usize, bool)>> {
         let fd = src.as_raw_fd();
         loop {
+            let closing = src.ready(Interest::READABLE).await?.is_read_closed();
             let step = BUF.with(|cell| -> io::Result<Step> {
                 let mut buf = cell.borrow_mut();
                 let mut got = 0;
@@ -187,7 +188,7 @@ mod linux {
                 }
                 let mut off = 0;
                 while off < got {
-                    match dst.try_write(&buf[off..got]) {
+                    match dst.try_io(Interest::WRITABLE, || send(dst, &buf[off..got], closing)) {
                         Ok(m) => off += m,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => return Err(e),
@@ -200,7 +201,7 @@ mod linux {
                 })
             })?;
             match step {
-                Step::Wait => src.readable().await?,
+                Step::Wait => continue,
                 Step::Eof => return Ok(None),
                 Step::Moved { n, full, rest } => {
                     write_all(dst, &rest).await?;
@@ -220,6 +221,15 @@ mod linux {
         } else {
             Ok(n as usize)
         }
+    }
+
+    /// One non-blocking `send`; `more` adds `MSG_MORE` (see [`pump`]).
+    fn send(s: &TcpStream, bytes: &[u8], more: bool) -> io::Result<usize> {
+        let mut flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+        if more {
+            flags |= libc::MSG_MORE;
+        }
+        socket2::SockRef::from(s).send_with_flags(bytes, flags)
     }
 
     /// A non-blocking pipe, the kernel buffer between two sockets.
@@ -270,8 +280,12 @@ mod linux {
         }
     }
 
-    /// One non-blocking `splice` call.
-    fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    /// One non-blocking `splice` call; `more` adds `SPLICE_F_MORE` (see [`pump`]).
+    fn splice(from: RawFd, to: RawFd, len: usize, more: bool) -> io::Result<usize> {
+        let mut flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+        if more {
+            flags |= libc::SPLICE_F_MORE;
+        }
         // SAFETY: both descriptors are open for the whole call (their owners, a TcpStream and a
         // Pipe, are borrowed by the caller); null offsets are required for sockets and pipes;
         // the call touches no user memory.
@@ -282,7 +296,7 @@ mod linux {
                 to,
                 std::ptr::null_mut(),
                 len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                flags,
             )
         };
         if n < 0 {
@@ -293,6 +307,13 @@ mod linux {
     }
 
     /// Moves bytes from `src` to `dst` until `src` ends, then shuts down `dst`'s write half.
+    ///
+    /// Once the source's FIN has arrived (epoll reported `EPOLLRDHUP` before the read), the
+    /// bytes read are the last ones, and they go out with `SPLICE_F_MORE` (`MSG_MORE` in the
+    /// copy path): the kernel holds them until the `shutdown` (or `close`) that follows at once,
+    /// so the data and the FIN leave in one segment instead of two, as HAProxy's do. A FIN seen
+    /// by epoll is final (tokio keeps the closed state), and TCP queues it behind all the data,
+    /// so nothing can follow those bytes but the EOF, which the next read returns at once.
     pub(super) async fn pump(
         src: &TcpStream,
         dst: &TcpStream,
@@ -323,10 +344,11 @@ mod linux {
         loop {
             // Fill the pipe from the source. The pipe is empty here, so EAGAIN can only mean the
             // socket has nothing to read.
-            let n = loop {
-                match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, CHUNK)) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
+            let (n, closing) = loop {
+                let ready = src.ready(Interest::READABLE).await?;
+                match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, CHUNK, false)) {
+                    Ok(n) => break (n, ready.is_read_closed()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
                 }
             };
@@ -338,7 +360,7 @@ mod linux {
             // Empty it into the destination.
             let mut left = n;
             while left > 0 {
-                match dst.try_io(Interest::WRITABLE, || splice(pipe_rd, dst_fd, left)) {
+                match dst.try_io(Interest::WRITABLE, || splice(pipe_rd, dst_fd, left, closing)) {
                     Ok(m) => left -= m,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
                     Err(e) => return Err(e),
