@@ -242,12 +242,20 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Binds one data listener per worker on the same port. With port 0 the first one picks the
 /// port and the others join it.
+///
+/// The listeners carry `TCP_NODELAY`: Linux copies it to every socket they accept, which saves
+/// a `setsockopt` per connection (see [`crate::conn::serve`]).
 fn bind_data(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let first = bind_std(addr, "data", true)?;
+    let bind_one = |addr| -> anyhow::Result<std::net::TcpListener> {
+        let l = bind_std(addr, "data", true)?;
+        socket2::SockRef::from(&l).set_tcp_nodelay(true)?;
+        Ok(l)
+    };
+    let first = bind_one(addr)?;
     let addr = first.local_addr()?;
     let mut all = vec![first];
     for _ in 1..workers {
-        all.push(bind_std(addr, "data", true)?);
+        all.push(bind_one(addr)?);
     }
     Ok(all)
 }
@@ -360,4 +368,30 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The data listeners skip a `setsockopt` per connection because accepted sockets inherit
+    /// TCP_NODELAY from them; this checks that the kernel does so.
+    #[test]
+    fn accepted_sockets_have_nodelay() {
+        let listeners = bind_data("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let accepted = loop {
+            if let Some((s, _)) = listeners.iter().find_map(|l| l.accept().ok()) {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "no listener accepted");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(
+            accepted.nodelay().unwrap(),
+            "the accepted socket has no TCP_NODELAY"
+        );
+    }
 }

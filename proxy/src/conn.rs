@@ -33,6 +33,9 @@ pub struct Shared {
 pub async fn serve(client: std::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let started = Instant::now();
     let cfg = &shared.cfg;
+    // On Linux the socket has TCP_NODELAY already: accepted sockets inherit it from the
+    // listener (`app::bind_data`; its test checks it).
+    #[cfg(not(target_os = "linux"))]
     let _ = client.set_nodelay(true);
     let first = sniff::read_now(&client);
     let Ok(client) = TcpStream::from_std(client) else {
