@@ -10,7 +10,8 @@
 //! than splicing: a read that returns less than the buffer proves the socket is drained, so
 //! waiting for the next message costs no extra call, while a splice that returns less proves
 //! nothing (it may have stopped at the pipe's 16 slots) and needs one more call that fails with
-//! EAGAIN. The buffer belongs to the worker thread and is used only between two awaits, so an
+//! EAGAIN; and once the peer's FIN has arrived too, a read that drains the socket is known to be
+//! the last one, so the read that would return EOF is not made either. The buffer belongs to the worker thread and is used only between two awaits, so an
 //! open connection holds no buffer at all.
 //!
 //! Half-close is passed through: when one side finishes sending (EOF), the other side's write
@@ -159,12 +160,23 @@ mod linux {
     enum Step {
         Wait,
         Eof,
-        Moved { n: usize, full: bool, rest: Vec<u8> },
+        Moved { copied: Copied, rest: Vec<u8> },
     }
 
-    /// Copies one message from `src` to `dst`: `Some((bytes, filled the buffer))`, or `None` at
-    /// EOF. Bytes `dst` cannot take at once are kept on the heap until it can.
-    async fn copy_once(src: &TcpStream, dst: &TcpStream) -> io::Result<Option<(usize, bool)>> {
+    /// One message copied.
+    struct Copied {
+        /// Its length.
+        n: usize,
+        /// It filled the buffer: the direction carries bulk data.
+        full: bool,
+        /// The source's FIN had arrived before the read, and the read drained the socket: the
+        /// next read can only return EOF, so it need not be made.
+        last: bool,
+    }
+
+    /// Copies one message from `src` to `dst`, or returns `None` at EOF. Bytes `dst` cannot take
+    /// at once are kept on the heap until it can.
+    async fn copy_once(src: &TcpStream, dst: &TcpStream) -> io::Result<Option<Copied>> {
         let fd = src.as_raw_fd();
         loop {
             let closing = src.ready(Interest::READABLE).await?.is_read_closed();
@@ -194,18 +206,22 @@ mod linux {
                         Err(e) => return Err(e),
                     }
                 }
+                let full = got == buf.len();
                 Ok(Step::Moved {
-                    n: got,
-                    full: got == buf.len(),
+                    copied: Copied {
+                        n: got,
+                        full,
+                        last: closing && !full,
+                    },
                     rest: buf[off..got].to_vec(),
                 })
             })?;
             match step {
                 Step::Wait => continue,
                 Step::Eof => return Ok(None),
-                Step::Moved { n, full, rest } => {
+                Step::Moved { copied, rest } => {
                     write_all(dst, &rest).await?;
-                    return Ok(Some((n, full)));
+                    return Ok(Some(copied));
                 }
             }
         }
@@ -324,16 +340,17 @@ mod linux {
     ) -> io::Result<()> {
         if mode == Mode::Auto {
             loop {
-                let (n, full) = match copy_once(src, dst).await? {
-                    Some(moved) => moved,
-                    None => {
-                        pass_eof(dst, counts);
-                        return Ok(());
-                    }
+                let Some(copied) = copy_once(src, dst).await? else {
+                    pass_eof(dst, counts);
+                    return Ok(());
                 };
-                count.fetch_add(n as u64, Ordering::Relaxed);
+                count.fetch_add(copied.n as u64, Ordering::Relaxed);
                 touch(&counts.last, start);
-                if full {
+                if copied.last {
+                    pass_eof(dst, counts);
+                    return Ok(());
+                }
+                if copied.full {
                     break; // bulk data: splice from here on
                 }
             }
@@ -360,7 +377,9 @@ mod linux {
             // Empty it into the destination.
             let mut left = n;
             while left > 0 {
-                match dst.try_io(Interest::WRITABLE, || splice(pipe_rd, dst_fd, left, closing)) {
+                match dst.try_io(Interest::WRITABLE, || {
+                    splice(pipe_rd, dst_fd, left, closing)
+                }) {
                     Ok(m) => left -= m,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
                     Err(e) => return Err(e),

@@ -24,8 +24,9 @@ fn payload(seed: u8) -> Vec<u8> {
 type Seen = std::sync::mpsc::Receiver<[u8; 32]>;
 
 /// A backend that answers health checks, and for other requests either reads everything
-/// first and then sends `reply` (`reply_first = false`), or sends `reply` first.
-fn backend(reply_first: bool) -> (SocketAddr, Seen) {
+/// first and then sends the first `reply_len` bytes of `payload(7)` (`reply_first = false`), or
+/// sends them first.
+fn backend(reply_first: bool, reply_len: usize) -> (SocketAddr, Seen) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -53,7 +54,7 @@ fn backend(reply_first: bool) -> (SocketAddr, Seen) {
                 }
                 let mut hasher = Sha256::new();
                 hasher.update(first);
-                let reply = payload(7);
+                let reply = payload(7)[..reply_len].to_vec();
                 if reply_first {
                     s.write_all(&reply).unwrap();
                     s.shutdown(Shutdown::Write).unwrap();
@@ -81,7 +82,11 @@ fn sha(b: &[u8]) -> [u8; 32] {
 }
 
 fn run(reply_first: bool, splice: &str) {
-    let (addr, seen) = backend(reply_first);
+    run_with_reply(reply_first, splice, MIB);
+}
+
+fn run_with_reply(reply_first: bool, splice: &str, reply_len: usize) {
+    let (addr, seen) = backend(reply_first, reply_len);
     let backend = format!("b1={addr}");
     let lb = Ringlb::start(&[
         "--runtime",
@@ -116,8 +121,12 @@ fn run(reply_first: bool, splice: &str) {
         .recv_timeout(Duration::from_secs(20))
         .expect("backend finished");
     assert_eq!(backend_saw, sha(&sent), "client → replica bytes intact");
-    assert_eq!(got.len(), MIB);
-    assert_eq!(sha(&got), sha(&payload(7)), "replica → client bytes intact");
+    assert_eq!(got.len(), reply_len);
+    assert_eq!(
+        sha(&got),
+        sha(&payload(7)[..reply_len]),
+        "replica → client bytes intact"
+    );
 }
 
 #[test]
@@ -138,6 +147,24 @@ fn auto_mode_one_mib_each_way_client_closes_first() {
 #[test]
 fn auto_mode_one_mib_each_way_replica_closes_first() {
     run(true, "auto");
+}
+
+// A short answer sent together with the replica's FIN is the last read of its direction: it
+// goes out with MSG_MORE / SPLICE_F_MORE and the FIN right behind it (and in auto mode the EOF
+// read is skipped). The client must still get every byte and the EOF, and its own direction
+// must stay open for the 1 MiB it sends afterwards.
+#[test]
+fn short_reply_with_fin_then_the_client_goes_on() {
+    for _ in 0..5 {
+        run_with_reply(true, "always", 200);
+    }
+}
+
+#[test]
+fn auto_mode_short_reply_with_fin_then_the_client_goes_on() {
+    for _ in 0..5 {
+        run_with_reply(true, "auto", 200);
+    }
 }
 
 #[test]
