@@ -178,8 +178,9 @@ mod linux {
     /// at once are kept on the heap until it can.
     async fn copy_once(src: &TcpStream, dst: &TcpStream) -> io::Result<Option<Copied>> {
         let fd = src.as_raw_fd();
+        // Whether the FIN had arrived when the socket last became readable (see `pump`).
+        let mut closing = false;
         loop {
-            let closing = src.ready(Interest::READABLE).await?.is_read_closed();
             let step = BUF.with(|cell| -> io::Result<Step> {
                 let mut buf = cell.borrow_mut();
                 let mut got = 0;
@@ -217,7 +218,7 @@ mod linux {
                 })
             })?;
             match step {
-                Step::Wait => continue,
+                Step::Wait => closing = src.ready(Interest::READABLE).await?.is_read_closed(),
                 Step::Eof => return Ok(None),
                 Step::Moved { copied, rest } => {
                     write_all(dst, &rest).await?;
@@ -324,12 +325,14 @@ mod linux {
 
     /// Moves bytes from `src` to `dst` until `src` ends, then shuts down `dst`'s write half.
     ///
-    /// Once the source's FIN has arrived (epoll reported `EPOLLRDHUP` before the read), the
-    /// bytes read are the last ones, and they go out with `SPLICE_F_MORE` (`MSG_MORE` in the
-    /// copy path): the kernel holds them until the `shutdown` (or `close`) that follows at once,
-    /// so the data and the FIN leave in one segment instead of two, as HAProxy's do. A FIN seen
-    /// by epoll is final (tokio keeps the closed state), and TCP queues it behind all the data,
-    /// so nothing can follow those bytes but the EOF, which the next read returns at once.
+    /// Once the source's FIN has arrived (epoll reported `EPOLLRDHUP` with the readiness this
+    /// read waited for), the bytes read are the last ones, and they go out with `SPLICE_F_MORE`
+    /// (`MSG_MORE` in the copy path): the kernel holds them until the `shutdown` (or `close`)
+    /// that follows at once, so the data and the FIN leave in one segment instead of two, as
+    /// HAProxy's do. A FIN seen by epoll is final (tokio keeps the closed state), and TCP queues
+    /// it behind all the data, so nothing can follow those bytes but the EOF, which the next read
+    /// returns at once. A read that did not wait learns nothing new and sends as usual: asking
+    /// for the readiness before every read would cost the keep-alive path for nothing.
     pub(super) async fn pump(
         src: &TcpStream,
         dst: &TcpStream,
@@ -361,11 +364,13 @@ mod linux {
         loop {
             // Fill the pipe from the source. The pipe is empty here, so EAGAIN can only mean the
             // socket has nothing to read.
-            let (n, closing) = loop {
-                let ready = src.ready(Interest::READABLE).await?;
+            let mut closing = false;
+            let n = loop {
                 match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, CHUNK, false)) {
-                    Ok(n) => break (n, ready.is_read_closed()),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        closing = src.ready(Interest::READABLE).await?.is_read_closed();
+                    }
                     Err(e) => return Err(e),
                 }
             };
