@@ -148,6 +148,16 @@ mod linux {
     /// Bytes moved per `splice` call: the default pipe capacity (16 pages).
     const CHUNK: usize = 64 * 1024;
 
+    /// The pipe capacity of a direction that carries bulk data: once a read fills half the
+    /// default pipe, the pipe grows to this (`F_SETPIPE_SZ`), so a bulk transfer takes a quarter
+    /// of the `splice` calls. Measured on the 64 MiB workload (`bench/measure.sh … bulk`, 4
+    /// interleaved 5 s runs, twice): 1.87 → 2.08 GB/s and about a fifth less CPU per GB; 1 MiB
+    /// moved no more bytes than 256 KiB, saved some more CPU, and counts four times as many pages
+    /// against the per-user pipe limit (`/proc/sys/fs/pipe-user-pages-soft`). The pipe shrinks
+    /// back before it returns to the pool; where the limit refuses the growth, the direction
+    /// goes on with the default pipe.
+    const BULK_CHUNK: usize = 256 * 1024;
+
     /// Size of the per-thread copy buffer; a read that fills it marks a direction as bulk.
     const SCRATCH: usize = 16 * 1024;
 
@@ -282,6 +292,23 @@ mod linux {
             }
         }
 
+        /// Sets the pipe's capacity (`F_SETPIPE_SZ`); returns the capacity the kernel chose.
+        fn resize(&self, bytes: usize) -> io::Result<usize> {
+            // SAFETY: `wr` is an open pipe descriptor owned by `self`; F_SETPIPE_SZ takes an int.
+            let r = unsafe {
+                libc::fcntl(
+                    self.wr.as_raw_fd(),
+                    libc::F_SETPIPE_SZ,
+                    bytes as libc::c_int,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        }
+
         fn new() -> io::Result<Pipe> {
             let mut fds = [0 as libc::c_int; 2];
             // SAFETY: `fds` is a valid, writable array of two ints, which is what pipe2 expects;
@@ -361,12 +388,13 @@ mod linux {
         let pipe = Pipe::take()?;
         let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
         let (pipe_rd, pipe_wr) = (pipe.rd.as_raw_fd(), pipe.wr.as_raw_fd());
+        let mut chunk = CHUNK;
         loop {
             // Fill the pipe from the source. The pipe is empty here, so EAGAIN can only mean the
             // socket has nothing to read.
             let mut closing = false;
             let n = loop {
-                match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, CHUNK, false)) {
+                match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, chunk, false)) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         closing = src.ready(Interest::READABLE).await?.is_read_closed();
@@ -376,8 +404,16 @@ mod linux {
             };
             if n == 0 {
                 pass_eof(dst, counts);
-                pipe.give_back();
+                // The pool keeps default-sized pipes only.
+                if chunk == CHUNK || pipe.resize(CHUNK).is_ok() {
+                    pipe.give_back();
+                }
                 return Ok(());
+            }
+            if chunk == CHUNK && n >= CHUNK / 2 {
+                if let Ok(size) = pipe.resize(BULK_CHUNK) {
+                    chunk = size;
+                }
             }
             // Empty it into the destination.
             let mut left = n;
