@@ -11,8 +11,9 @@
 //! waiting for the next message costs no extra call, while a splice that returns less proves
 //! nothing (it may have stopped at the pipe's 16 slots) and needs one more call that fails with
 //! EAGAIN; and once the peer's FIN has arrived too, a read that drains the socket is known to be
-//! the last one, so the read that would return EOF is not made either. The buffer belongs to the worker thread and is used only between two awaits, so an
-//! open connection holds no buffer at all.
+//! the last one, so the read that would return EOF is not made either. The buffer belongs to the
+//! worker thread and is used only between two awaits, so an open connection holds no buffer at
+//! all.
 //!
 //! Half-close is passed through: when one side finishes sending (EOF), the other side's write
 //! half is shut down and the opposite direction goes on until it finishes too. A connection with
@@ -150,9 +151,9 @@ mod linux {
 
     /// The pipe capacity of a direction that carries bulk data: once a read fills half the
     /// default pipe, the pipe grows to this (`F_SETPIPE_SZ`), so a bulk transfer takes a quarter
-    /// of the `splice` calls. Measured on the 64 MiB workload (`bench/measure.sh … bulk`, 4
-    /// interleaved 5 s runs, twice): 1.87 → 2.08 GB/s and about a fifth less CPU per GB; 1 MiB
-    /// moved no more bytes than 256 KiB, saved some more CPU, and counts four times as many pages
+    /// of the `splice` calls. On the 64 MiB workload (`bench/compare.sh`, see
+    /// docs/benchmarks.md): 1.70 → 2.10 GB/s and 0.41 → 0.25 CPU seconds per GB. 1 MiB moved no
+    /// more bytes than 256 KiB, saved a little more CPU, and counts four times as many pages
     /// against the per-user pipe limit (`/proc/sys/fs/pipe-user-pages-soft`). The pipe shrinks
     /// back before it returns to the pool; where the limit refuses the growth, the direction
     /// goes on with the default pipe.
