@@ -390,6 +390,7 @@ mod linux {
         let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
         let (pipe_rd, pipe_wr) = (pipe.rd.as_raw_fd(), pipe.wr.as_raw_fd());
         let mut chunk = CHUNK;
+        let mut grown = false; // tried once: a refused growth is not asked for again
         loop {
             // Fill the pipe from the source. The pipe is empty here, so EAGAIN can only mean the
             // socket has nothing to read.
@@ -411,7 +412,8 @@ mod linux {
                 }
                 return Ok(());
             }
-            if chunk == CHUNK && n >= CHUNK / 2 {
+            if !grown && n >= CHUNK / 2 {
+                grown = true;
                 if let Ok(size) = pipe.resize(BULK_CHUNK) {
                     chunk = size;
                 }
