@@ -89,11 +89,11 @@ for p in "$B1" "$B2" "$B3"; do wait_port "$p"; done
 
 # ---------------------------------------------------------------- HAProxy
 tmpl "$CONF/proxy.haproxy.cfg" "$RUN/haproxy-1t.cfg" NAME=1t "NBTHREAD_LINE=nbthread 1" \
-  "P_TCP=$(P 1)" "P_TCP_SPLICE=$(P 2)" "P_HTTP=$(P 3)" "P_HTTP_SPLICE=$(P 4)"
+  "P_TCP=$(P 1)" "P_TCP_SPLICE=$(P 2)" "P_HTTP=$(P 3)" "P_HTTP_SPLICE=$(P 4)" "P_TCP_FORCE=$(P 7)"
 tmpl "$CONF/proxy.haproxy.cfg" "$RUN/haproxy-def.cfg" NAME=def "NBTHREAD_LINE=# nbthread: default" \
-  "P_TCP=$(P 11)" "P_TCP_SPLICE=$(P 12)" "P_HTTP=$(P 13)" "P_HTTP_SPLICE=$(P 14)"
-start_haproxy haproxy-1t "$RUN/haproxy-1t.cfg" "$RUN/haproxy-1t.pid" "$(P 1)" "$(P 2)" "$(P 3)" "$(P 4)"
-start_haproxy haproxy-def "$RUN/haproxy-def.cfg" "$RUN/haproxy-def.pid" "$(P 11)" "$(P 12)" "$(P 13)" "$(P 14)"
+  "P_TCP=$(P 11)" "P_TCP_SPLICE=$(P 12)" "P_HTTP=$(P 13)" "P_HTTP_SPLICE=$(P 14)" "P_TCP_FORCE=$(P 17)"
+start_haproxy haproxy-1t "$RUN/haproxy-1t.cfg" "$RUN/haproxy-1t.pid" "$(P 1)" "$(P 2)" "$(P 3)" "$(P 4)" "$(P 7)"
+start_haproxy haproxy-def "$RUN/haproxy-def.cfg" "$RUN/haproxy-def.pid" "$(P 11)" "$(P 12)" "$(P 13)" "$(P 14)" "$(P 17)"
 
 # ---------------------------------------------------------------- nginx proxies
 tmpl "$CONF/proxy.nginx.conf" "$RUN/nginx-1w.conf" NAME=1w WORKERS=1 "P_STREAM=$(P 5)" "P_HTTP=$(P 6)"
@@ -115,7 +115,7 @@ fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 11 12 13 14 15 16 100 101 102; do
+for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0
