@@ -1,7 +1,7 @@
 # Shared settings and helpers of the bench/ scripts (sourced, not run).
 #
 # Ports: the nginx backend listens on BACKEND_BASE, +1, +2 (default 18081-18083); the front
-# proxies on PORT_BASE + n (default 27001-27016, ringlb 27100-27104, its control ports
+# proxies on PORT_BASE + n (default 27001-27017, ringlb 27100-27104, its control ports
 # 27110-27114). Everything binds 127.0.0.1. Every process is started with its pid in $RUN/*.pid
 # and stopped through that file only (bench/teardown.sh).
 
