@@ -111,17 +111,11 @@ if [[ -z "${NO_RINGLB:-}" ]]; then
   else
     blog "this ringlb has no --splice flag: no ringlb-auto target"
   fi
-  if "$(ringlb_bin)" --help 2>/dev/null | grep -q -- '--pin-workers'; then
-    start_ringlb ringlb-pin "$P_RINGLB_PIN" --pin-workers
-    start_ringlb ringlb-auto-pin "$P_RINGLB_AUTO_PIN" --splice auto --pin-workers
-  else
-    blog "this ringlb has no --pin-workers flag: no ringlb-pin targets"
-  fi
 fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 105 106; do
+for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0

@@ -21,7 +21,6 @@ use crate::cli::{Args, LogFormat, RespawnNameArg, RuntimeKind};
 pub struct Settings {
     pub check: bool,
     pub workers: Option<usize>,
-    pin_workers: bool,
     listen: SocketAddr,
     control: SocketAddr,
     token: Option<String>,
@@ -127,7 +126,6 @@ impl Settings {
         Ok(Settings {
             check: a.check,
             workers: a.workers,
-            pin_workers: a.pin_workers,
             listen: a.listen,
             control: a.control,
             token,
@@ -328,13 +326,7 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         let stop = shutdown.clone();
         async move { manager.run_health(stop).await }
     });
-    let data_plane = match ringlb_proxy::start(
-        data,
-        directory,
-        s.proxy.clone(),
-        s.pin_workers,
-        shutdown.clone(),
-    ) {
+    let data_plane = match ringlb_proxy::start(data, directory, s.proxy.clone(), shutdown.clone()) {
         Ok(plane) => plane,
         Err(e) => {
             shutdown.cancel();

@@ -132,10 +132,6 @@ pub struct Args {
     /// data port (SO_REUSEPORT) [default: one per core].
     #[arg(long, env = "RINGLB_WORKERS")]
     pub workers: Option<usize>,
-    /// Pin data-plane worker i to the i-th CPU this process may run on, for a machine or cpuset
-    /// given to ringlb [default: off: the kernel places the threads].
-    #[arg(long, env = "RINGLB_PIN_WORKERS")]
-    pub pin_workers: bool,
 
     /// Time between two active health checks of a replica.
     #[arg(long, env = "RINGLB_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
