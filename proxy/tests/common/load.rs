@@ -464,10 +464,6 @@ pub struct Settled {
 pub const FD_SLACK: usize = 5;
 /// RSS may stay this far above the baseline: memory the allocator keeps for reuse.
 pub const RSS_SLACK_KIB: u64 = 5 * 1024;
-/// After thousands of connections, glibc's malloc keeps the memory they freed (fragmented
-/// thread arenas; `malloc_trim(0)` gives it back, measured in docs/reliability.md), so those
-/// tests allow this much per connection of their peak: A1's budget for a waiting connection.
-pub const RETAINED_KIB_PER_CONN: u64 = 12;
 
 impl Baseline {
     /// Measures `lb` now (after its warm-up).
