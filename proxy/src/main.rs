@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// frees (counted with uprobes on libc): three 128-byte-aligned ones, which are tokio's task and
 /// the two sockets' I/O registrations, the request buffer, and one more. A kept-alive request
 /// costs none. On the one-connection-per-request workload mimalloc cut ringlb's CPU per
-/// connection by 2–5 % (docs/benchmarks.md, "What was changed"), and unlike glibc's malloc it
+/// connection by 2–3 % (docs/benchmarks.md, "What was changed"), and unlike glibc's malloc it
 /// returns the memory of a peak of connections once they are gone (docs/reliability.md, A1).
 /// Without transparent huge pages (`no_thp`): with them, an idle ringlb held 10 MiB more.
 #[global_allocator]
