@@ -5,8 +5,9 @@
     bench/sched-slice.py PID NANOS      ask for a slice of NANOS ns on each thread (SCHED_OTHER)
 
 The slice is `sched_attr.sched_runtime` of sched_setattr(2); the kernel clamps it to
-0.1-100 ms. Setting it also resets the thread's nice value to 0. Used for the "longer scheduler slice" row of docs/benchmarks.md, between
-interleaved bench/measure.sh runs of the same ringlb process.
+0.1-100 ms. Setting it also resets the thread's nice value to 0. Used for the "longer scheduler
+slice" row of docs/benchmarks.md, between interleaved bench/measure.sh runs of the same ringlb
+process.
 """
 import ctypes
 import os

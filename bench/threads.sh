@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Per-thread CPU and context switches of one running target during one bounded wrk run, and the
+# machine's idle share over it:
+#
+#   bench/threads.sh <target> [ka|close]     e.g. bench/threads.sh hapD-tcpforce ka
+#
+# Target names and pid files come from $RUN/targets.tsv (bench/setup.sh). For each thread of the
+# target's process that used CPU: seconds of CPU, and voluntary / involuntary context switches
+# per request (/proc/PID/task/TID/stat and status). Idle: the idle + iowait ticks of /proc/stat
+# over the run, as a share of all CPUs × the run's length. Env: DUR=5, CONNS=50.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/lib.sh"
+USAGE="usage: threads.sh <target> [ka|close]"
+TARGET="${1:?$USAGE}"
+MODE="${2:-ka}"
+DUR="${DUR:-5}"
+C="${CONNS:-50}"
+case "$MODE" in
+  ka) EXTRA=() ;;
+  close) EXTRA=(-H 'Connection: close') ;;
+  *) echo "$USAGE" >&2; exit 2 ;;
+esac
+
+PORT=""; PF=""
+while IFS=$'\t' read -r n p pf _d; do
+  [[ -z "$n" || "$n" == \#* ]] && continue
+  if [[ "$n" == "$TARGET" ]]; then PORT="$p"; PF="${pf%%,*}"; fi
+done <"$RUN/targets.tsv"
+[[ -n "$PORT" ]] || { echo "threads.sh: unknown target '$TARGET' (see $RUN/targets.tsv)" >&2; exit 2; }
+PID=$(cat "$RUN/$PF")
+
+snap() { # one line per thread: name tid ticks voluntary involuntary
+  local t s f
+  for t in /proc/"$PID"/task/*; do
+    s=$(cat "$t/stat" 2>/dev/null) || continue
+    read -ra f <<<"${s##*) }"
+    echo "$(cat "$t/comm") ${t##*/} $((f[11] + f[12])) $(awk '/^voluntary_ctxt_switches/ { v = $2 }
+      /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v, n }' "$t/status")"
+  done
+}
+idle() { awk 'NR == 1 { print $5 + $6 }' /proc/stat; }
+
+B=$(mktemp); A=$(mktemp)
+trap 'rm -f "$B" "$A"' EXIT
+snap >"$B"; i0=$(idle); t0=$(date +%s.%N)
+REQ=$(wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT/" |
+  awk '/requests in/ { print $1 }')
+snap >"$A"; i1=$(idle); t1=$(date +%s.%N)
+HZ=$(getconf CLK_TCK)
+echo "$TARGET $MODE: $REQ requests in ${DUR} s; idle $(awk -v i="$((i1 - i0))" -v hz="$HZ" \
+  -v n="$(nproc)" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+  'BEGIN { printf "%.1f %%", 100 * i / hz / n / t }')"
+join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
+  awk -v r="$REQ" -v hz="$HZ" '$7 - $3 > 0 {
+    printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per request\n",
+      $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r }'
