@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Args, LogFormat, RespawnNameArg, RuntimeKind};
 
+/// The longest `--busy-poll`: the benchmark's best window was 1 ms (docs/benchmarks.md).
+const MAX_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Everything `run` needs, checked once.
 pub struct Settings {
     pub check: bool,
@@ -79,6 +82,14 @@ impl Settings {
         }
         if a.max_conns == Some(0) || a.workers == Some(0) {
             bail!("--max-conns and --workers must be at least 1");
+        }
+        if a.busy_poll > MAX_BUSY_POLL {
+            bail!(
+                "--busy-poll {} is longer than {} (it is how long an idle worker keeps polling \
+                 before it sleeps; longer only burns CPU)",
+                humantime::format_duration(a.busy_poll),
+                humantime::format_duration(MAX_BUSY_POLL)
+            );
         }
         // The prefix plus an id must pass the hostname rule.
         ringlb_control::names::check(&format!("{}1", a.name_prefix))
@@ -172,6 +183,7 @@ impl Settings {
                 fall: a.fall,
                 drain_timeout: a.drain_timeout,
                 splice: a.splice,
+                busy_poll: a.busy_poll,
             },
             max_conns_given: a.max_conns.is_some(),
         })

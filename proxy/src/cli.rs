@@ -132,6 +132,11 @@ pub struct Args {
     /// data port (SO_REUSEPORT) [default: one per core].
     #[arg(long, env = "RINGLB_WORKERS")]
     pub workers: Option<usize>,
+    /// After its last work a worker keeps polling for events this long, yielding its core to
+    /// other threads in between, before it sleeps: less latency, more CPU. 0 (the default)
+    /// sleeps at once; at most 10ms.
+    #[arg(long, env = "RINGLB_BUSY_POLL", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub busy_poll: Duration,
 
     /// Time between two active health checks of a replica.
     #[arg(long, env = "RINGLB_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]

@@ -100,6 +100,9 @@ pub struct ProxyConfig {
     pub drain_timeout: Duration,
     /// How bytes are forwarded.
     pub splice: crate::splice::Mode,
+    /// How long a worker keeps polling for events after its last work before it sleeps (see
+    /// [`crate::busy`]); zero, the default, sleeps at once.
+    pub busy_poll: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -116,6 +119,7 @@ impl Default for ProxyConfig {
             fall: 2,
             drain_timeout: Duration::from_secs(10),
             splice: crate::splice::Mode::Always,
+            busy_poll: Duration::ZERO,
         }
     }
 }

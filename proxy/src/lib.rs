@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod busy;
 pub mod config;
 pub mod conn;
 pub mod key;

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::busy;
 use crate::config::ProxyConfig;
 use crate::conn::{self, Shared};
 use crate::reject::{self, Reason};
@@ -71,7 +72,7 @@ pub async fn run(
             .is_ok();
         if !took_slot {
             let guard = OpenGuard(None, open.clone());
-            tracker.spawn(async move {
+            tracker.spawn(busy::counted(async move {
                 let _guard = guard;
                 if let Ok(stream) = TcpStream::from_std(stream) {
                     reject::answer(
@@ -81,15 +82,15 @@ pub async fn run(
                     )
                     .await;
                 }
-            });
+            }));
             return;
         }
         let guard = OpenGuard(Some(served.clone()), open.clone());
         let shared = shared.clone();
-        tracker.spawn(async move {
+        tracker.spawn(busy::counted(async move {
             let _guard = guard;
             conn::serve(stream, peer, shared).await;
-        });
+        }));
     };
     // tokio marks this safe constructor deprecated because an arbitrary `AsRawFd` value could
     // close or swap its descriptor while registered. A mio listener owned by the `AsyncFd` cannot:

@@ -12,6 +12,9 @@
 //! same order as the work; `docs/benchmarks.md` has the measurements.
 //!
 //! The connection cap is one count for the whole process, shared by the workers.
+//!
+//! With `--busy-poll`, a worker that just had work polls for events for that long before it
+//! sleeps ([`crate::busy`]).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use ringlb_core::Directory;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::busy;
 use crate::config::ProxyConfig;
 use crate::listener;
 
@@ -48,9 +52,14 @@ pub fn start(
         threads: Vec::with_capacity(listeners.len()),
     };
     for (i, std_listener) in listeners.into_iter().enumerate() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        let busy = !cfg.busy_poll.is_zero();
+        if busy {
+            let window = cfg.busy_poll;
+            builder.on_thread_park(move || busy::before_park(window));
+        }
+        let rt = builder.build()?;
         let (tx, rx) = oneshot::channel();
         let (directory, cfg, served, shutdown) = (
             directory.clone(),
@@ -65,7 +74,12 @@ pub fn start(
                 // of that future goes through the runtime's eventfd (a `write` and one more
                 // event), a task's does not.
                 let serving = listener::run(std_listener, directory, cfg, served, shutdown);
-                let _ = rt.block_on(async move { tokio::spawn(serving).await });
+                let _ = rt.block_on(async move {
+                    if busy {
+                        tokio::spawn(busy::spinner());
+                    }
+                    tokio::spawn(busy::counted(serving)).await
+                });
                 // Tasks cut by the drain period are dropped with the runtime, before `done`.
                 drop(rt);
                 let _ = tx.send(());

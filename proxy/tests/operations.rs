@@ -58,6 +58,8 @@ fn check_validates_and_exits() {
         &["--table-size", "65536", "--check"],
         &["--assignment-h", "1,2", "--check"],
         &["--fall", "0", "--check"],
+        &["--busy-poll", "1s", "--check"],
+        &["--busy-poll", "soon", "--check"],
     ] {
         let out = ringlb().args(bad).output().unwrap();
         assert_eq!(

@@ -1,5 +1,7 @@
 //! The data plane's worker threads (`--workers`): each runs its own listener on the data port,
 //! and the connection cap (`--max-conns`) holds for the process as a whole, not per worker.
+//! With `--busy-poll`, a worker stays awake between requests that come close together, and
+//! sleeps once they stop.
 
 mod common;
 #[path = "common/load.rs"]
@@ -95,4 +97,87 @@ fn three_workers_three_listeners_one_cap() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(served, "slots are freed when held connections close");
+}
+
+/// Voluntary context switches and CPU ticks (user + system) of the data-plane threads of `pid`.
+fn data_threads_sched(pid: u32) -> (u64, u64) {
+    let (mut voluntary, mut ticks) = (0, 0);
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("ringlb-data-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+        voluntary += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .map(|v| v.trim().parse::<u64>().unwrap())
+            .unwrap();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    (voluntary, ticks)
+}
+
+/// 200 requests on one keep-alive connection, 2 ms apart; returns the data threads' voluntary
+/// context switches over them, and their CPU ticks over one quiet second that follows.
+fn trickle(busy_poll: &str) -> (u64, u64) {
+    let lb = Ringlb::start(&["--workers", "1", "--busy-poll", busy_poll]);
+    let pid = lb.child.id();
+    let (status, mut s) = request(lb.data, 7);
+    assert_eq!(status, 200);
+    let (v0, _) = data_threads_sched(pid);
+    let mut chunk = [0u8; 1024];
+    for _ in 0..200 {
+        std::thread::sleep(Duration::from_millis(2));
+        s.write_all(&load::request("/home?rid=7", false)).unwrap();
+        let mut buf = Vec::new();
+        while load::parse_answer(&buf).is_none() {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "the connection stays open");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(load::parse_answer(&buf).unwrap().status, 200);
+    }
+    let (v1, _) = data_threads_sched(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, t0) = data_threads_sched(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, t1) = data_threads_sched(pid);
+    (v1 - v0, t1 - t0)
+}
+
+#[test]
+fn busy_poll_stays_awake_between_requests_and_sleeps_when_they_stop() {
+    // Without it the worker sleeps in epoll_wait between requests: at least one voluntary
+    // switch each. With a 10 ms window, a request every 2 ms finds the worker polling, not
+    // asleep (a sleep comes only when the client is held up past the window).
+    let (sleeps_off, idle_off) = trickle("0s");
+    let (sleeps_on, idle_on) = trickle("10ms");
+    eprintln!(
+        "voluntary switches: {sleeps_off} off, {sleeps_on} on; idle ticks: {idle_off}, {idle_on}"
+    );
+    assert!(
+        sleeps_off >= 200,
+        "without --busy-poll the worker sleeps between requests ({sleeps_off} voluntary switches)"
+    );
+    assert!(
+        sleeps_on < 100,
+        "--busy-poll 10ms keeps the worker awake ({sleeps_on} voluntary switches in 200 requests)"
+    );
+    // Once the requests stop it sleeps: no more CPU than without (a tick is 10 ms; a worker that
+    // kept polling would use about 100 in the second).
+    assert!(
+        idle_off <= 5 && idle_on <= 5,
+        "idle workers use no CPU ({idle_off} and {idle_on} ticks in 1 s)"
+    );
 }
