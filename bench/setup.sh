@@ -2,7 +2,7 @@
 # Start what the benchmark measures, all on 127.0.0.1: the nginx backend (three listeners),
 # HAProxy and nginx front proxies (one instance each with 1 thread/worker, one with the default
 # count), and ringlb (static runtime, in front of the same backends) with default workers, with
-# --workers 1, and with --splice auto when the binary has that flag. Templates conf/* into $RUN;
+# --workers 1, with --splice auto and with --busy-poll 1ms when the binary has those flags. Templates conf/* into $RUN;
 # makes the 64 MiB file; checks every target with curl.
 # Idempotent: a component whose pid file points at a live process is left alone.
 # Stop everything with bench/teardown.sh (pid files only).
@@ -111,11 +111,16 @@ if [[ -z "${NO_RINGLB:-}" ]]; then
   else
     blog "this ringlb has no --splice flag: no ringlb-auto target"
   fi
+  if "$(ringlb_bin)" --help 2>/dev/null | grep -q -- '--busy-poll <'; then
+    start_ringlb ringlb-busy "$P_RINGLB_BUSY" --busy-poll 1ms
+  else
+    blog "this ringlb has no --busy-poll flag: no ringlb-busy target"
+  fi
 fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102; do
+for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 103; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0
