@@ -120,7 +120,7 @@ fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 103; do
+for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 105; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0
