@@ -10,7 +10,7 @@
 //! idle ringlb uses no CPU.
 //!
 //! It is HAProxy's `busy-polling`, bounded in time and yielding the core: HAProxy's never
-//! sleeps. It trades CPU for latency and is off by default, as HAProxy's is.
+//! sleeps. It spends CPU to save sleeps and wake-ups, and is off by default, as HAProxy's is.
 //!
 //! How it hooks into tokio: the runtime calls [`before_park`] each time it is about to
 //! block. While the worker is within DURATION of its last work, the hook wakes [`spinner`], a

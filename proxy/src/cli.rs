@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(long, env = "RINGLB_WORKERS")]
     pub workers: Option<usize>,
     /// After its last work a worker keeps polling for events this long, yielding its core to
-    /// other threads in between, before it sleeps: less latency, more CPU. 0 (the default)
+    /// other threads in between, before it sleeps: fewer sleeps and wake-ups, more CPU. 0 (the default)
     /// sleeps at once; at most 10ms.
     #[arg(long, env = "RINGLB_BUSY_POLL", default_value = "0s", value_parser = humantime::parse_duration)]
     pub busy_poll: Duration,
