@@ -61,6 +61,13 @@ def machine_md(machine):
         ("rustc", s["rustc"]),
         ("open-file limit", f"{s['nofile_hard']} (hard)"),
     ]
+    if "halt_poll_ns" in s:
+        ns = s["halt_poll_ns"]
+        rows.append(("guest halt polling", f"{ns} ns (`guest_halt_poll_ns`)" if ns.isdigit() else "not available"))
+    flaws = {k: v for k, v in (s.get("mitigations") or {}).items()
+             if not v.startswith("Not affected")}
+    if "mitigations" in s:
+        rows.append(("CPU flaws the kernel reports", "; ".join(f"{k}: {v}" for k, v in flaws.items()) or "none"))
     out = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     out.append("")
     for step in ("matrix", "profile", "memory", "control", "ring"):

@@ -98,6 +98,15 @@ def sh(c):
         return str(e)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+def vulns():
+    # The CPU flaws the kernel reports and how it mitigates them: they set the price of every
+    # system call and context switch, and they differ from host to host.
+    d = "/sys/devices/system/cpu/vulnerabilities"
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return {}
+    return {n: open(os.path.join(d, n)).read().strip() for n in names}
 print(json.dumps({
   "phase": sys.argv[1],
   "time": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
@@ -109,6 +118,8 @@ print(json.dumps({
   "commit": os.environ.get("BUILD_COMMIT", "unknown"),
   "dirty": os.environ.get("BUILD_DIRTY", "0"),
   "nofile_hard": sh("ulimit -Hn"),
+  "halt_poll_ns": sh("cat /sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+  "mitigations": vulns(),
   "reps": int("$REPS"), "dur_s": int("$DUR"),
   "pin": {"server_cpus": "${SERVER_CPUS:-}", "client_cpus": "${CLIENT_CPUS:-}"},
   "steps": "$STEPS",
