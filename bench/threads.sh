@@ -2,23 +2,26 @@
 # Per-thread CPU and context switches of one running target during one bounded wrk run, and the
 # machine's idle share over it:
 #
-#   bench/threads.sh <target> [ka|close]     e.g. bench/threads.sh hapD-tcpforce ka
+#   bench/threads.sh <target> [ka|close|bulk]     e.g. bench/threads.sh hapD-tcpforce ka
 #
 # Target names and pid files come from $RUN/targets.tsv (bench/setup.sh). For each thread of the
 # target's process that used CPU: seconds of CPU, and voluntary / involuntary context switches
-# per request (/proc/PID/task/TID/stat and status). Idle: the idle + iowait ticks of /proc/stat
-# over the run, as a share of all CPUs × the run's length. Env: DUR=5, CONNS=50.
+# per request, or per MiB for bulk (/proc/PID/task/TID/stat and status). Idle: the idle + iowait
+# ticks of /proc/stat over the run, as a share of all CPUs × the run's length. Env: DUR=5,
+# CONNS=50 (bulk: 4).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
-USAGE="usage: threads.sh <target> [ka|close]"
+USAGE="usage: threads.sh <target> [ka|close|bulk]"
 TARGET="${1:?$USAGE}"
 MODE="${2:-ka}"
 DUR="${DUR:-5}"
 C="${CONNS:-50}"
+URL_PATH=/; UNIT=request
 case "$MODE" in
   ka) EXTRA=() ;;
   close) EXTRA=(-H 'Connection: close') ;;
+  bulk) EXTRA=(); C="${CONNS:-4}"; URL_PATH=/big; UNIT=MiB ;;
   *) echo "$USAGE" >&2; exit 2 ;;
 esac
 
@@ -44,14 +47,20 @@ idle() { awk 'NR == 1 { print $5 + $6 }' /proc/stat; }
 B=$(mktemp); A=$(mktemp)
 trap 'rm -f "$B" "$A"' EXIT
 snap >"$B"; i0=$(idle); t0=$(date +%s.%N)
-REQ=$(wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT/" |
-  awk '/requests in/ { print $1 }')
+OUT=$(wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
 snap >"$A"; i1=$(idle); t1=$(date +%s.%N)
+if [[ "$MODE" == bulk ]]; then # wrk's "…, 7.52GB read" counts in units of 1024
+  REQ=$(awk '/requests in/ { v = $(NF - 1); u = v; sub(/[0-9.]+/, "", u); sub(/[A-Z]+$/, "", v)
+    f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1 / 1024 : 1 / 1048576
+    printf "%.0f", v * f }' <<<"$OUT")
+else
+  REQ=$(awk '/requests in/ { print $1 }' <<<"$OUT")
+fi
 HZ=$(getconf CLK_TCK)
-echo "$TARGET $MODE: $REQ requests in ${DUR} s; idle $(awk -v i="$((i1 - i0))" -v hz="$HZ" \
+echo "$TARGET $MODE: $REQ ${UNIT}s in ${DUR} s; idle $(awk -v i="$((i1 - i0))" -v hz="$HZ" \
   -v n="$(nproc)" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
   'BEGIN { printf "%.1f %%", 100 * i / hz / n / t }')"
 join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
-  awk -v r="$REQ" -v hz="$HZ" '$7 - $3 > 0 {
-    printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per request\n",
-      $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r }'
+  awk -v r="$REQ" -v hz="$HZ" -v unit="$UNIT" '$7 - $3 > 0 {
+    printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per %s\n",
+      $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r, unit }'
