@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Args, LogFormat, RespawnNameArg, RuntimeKind};
 
-/// The longest `--busy-poll`: the benchmark's best window was 1 ms (docs/benchmarks.md).
+/// The longest `--busy-poll`. The benchmark measured windows of 20 µs to 1 ms (docs/benchmarks.md),
+/// with no clear best among them; a longer window only burns more CPU.
 const MAX_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Everything `run` needs, checked once.
