@@ -9,6 +9,13 @@
 # per request, or per MiB for bulk (/proc/PID/task/TID/stat and status). Idle: the idle + iowait
 # ticks of /proc/stat over the run, as a share of all CPUs × the run's length. Env: DUR=5,
 # CONNS=50 (bulk: 4).
+#
+# SCHED=1 also records the scheduler over the run (`perf sched record -a`, Debian's linux-perf)
+# and adds, per thread, how often it slept and was preempted, its median sleep, and its median
+# wake-up delay (from being woken to running: time spent waiting for a CPU) and which tasks woke
+# it, for the target's threads and the three busiest other task names (bench/wakeups.py). POLICY=batch runs the
+# target's threads as SCHED_BATCH for the run (the scheduler then never lets a wake-up of theirs
+# preempt the running task) and puts SCHED_OTHER back afterwards.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
@@ -44,10 +51,24 @@ snap() { # one line per thread: name tid ticks voluntary involuntary
 }
 idle() { awk 'NR == 1 { print $5 + $6 }' /proc/stat; }
 
-B=$(mktemp); A=$(mktemp)
-trap 'rm -f "$B" "$A"' EXIT
+policy() { # policy -b|-o: every thread of the target
+  local t
+  for t in /proc/"$PID"/task/*; do chrt "$1" -p 0 "${t##*/}" >/dev/null; done
+}
+case "${POLICY:-}" in
+  "" | batch) ;;
+  *) echo "threads.sh: POLICY is batch or unset" >&2; exit 2 ;;
+esac
+REC=()
+if [[ "${SCHED:-}" == 1 ]]; then
+  command -v perf >/dev/null || { echo "threads.sh: SCHED=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
+fi
+B=$(mktemp); A=$(mktemp); D=$(mktemp -d)
+trap 'rm -rf "$B" "$A" "$D"; [[ -z "${POLICY:-}" ]] || policy -o 2>/dev/null || true' EXIT
+[[ -z "${POLICY:-}" ]] || policy -b
+[[ "${SCHED:-}" == 1 ]] && REC=(perf sched record -a -q -o "$D/sched.data" --)
 snap >"$B"; i0=$(idle); t0=$(date +%s.%N)
-OUT=$(wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
+OUT=$("${REC[@]}" wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
 snap >"$A"; i1=$(idle); t1=$(date +%s.%N)
 if [[ "$MODE" == bulk ]]; then # wrk's "…, 7.52GB read" counts in units of 1024
   REQ=$(awk '/requests in/ { v = $(NF - 1); u = v; sub(/[0-9.]+/, "", u); sub(/[A-Z]+$/, "", v)
@@ -64,3 +85,8 @@ join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
   awk -v r="$REQ" -v hz="$HZ" -v unit="$UNIT" '$7 - $3 > 0 {
     printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per %s\n",
       $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r, unit }'
+if [[ "${SCHED:-}" == 1 ]]; then
+  TIDS=$(cd /proc/"$PID"/task && ls | paste -sd,)
+  echo "scheduler (perf sched record${POLICY:+, target as SCHED_${POLICY^^}}):"
+  perf script -i "$D/sched.data" -s "$HERE/wakeups.py" "$REQ" "$UNIT" "$TIDS" 2>/dev/null
+fi

@@ -1,0 +1,98 @@
+# A `perf script` handler: how often each thread slept and was preempted during a
+# `perf sched record`, how long it slept, and how long it waited for a CPU once woken.
+#
+#   perf script -i sched.data -s bench/wakeups.py <count> <unit> <tid,tid,...>
+#
+# <count> <unit>: what the run served (e.g. 276285 request), to give the switches per unit.
+# <tid,...>: the threads listed one by one (the proxy's); every other task is summed by name, and
+# the three busiest names are listed after them (wrk, the nginx backend).
+#
+# A thread that leaves the CPU runnable (state R, or R+ when preempted) was preempted; any other
+# state is a sleep. A sleep ends at the thread's first `sched_waking`; from there to its next
+# `sched_switch` onto a CPU is its wake-up delay, the time it waited in a run queue. "woken by"
+# names the task that was running when the wake-up was made (for a wake-up from loopback TCP,
+# the sender: wrk for a new connection or a request, nginx for a response).
+
+import statistics
+import sys
+from collections import defaultdict
+
+COUNT = float(sys.argv[1])
+UNIT = sys.argv[2]
+TIDS = [int(t) for t in sys.argv[3].split(",") if t]
+
+names = {}
+left = {}  # tid -> (ns it left the CPU, it left runnable)
+woken = {}  # tid -> ns of the first wake-up of its current sleep
+sleeps = defaultdict(list)  # tid -> sleep lengths, ns
+delays = defaultdict(list)  # tid -> wake-up delays, ns
+preempted = defaultdict(int)
+slept = defaultdict(int)
+wakers = defaultdict(lambda: defaultdict(int))  # tid -> waker's name -> wake-ups
+
+
+def _ns(secs, nsecs):
+    return secs * 1_000_000_000 + nsecs
+
+
+def sched__sched_switch(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
+                        common_comm, common_callchain, prev_comm, prev_pid, prev_prio, prev_state,
+                        next_comm, next_pid, next_prio, perf_sample_dict):
+    t = _ns(common_secs, common_nsecs)
+    names[prev_pid] = prev_comm
+    names[next_pid] = next_comm
+    if prev_pid != 0:
+        runnable = prev_state & 0xFF == 0
+        left[prev_pid] = (t, runnable)
+        if runnable:
+            preempted[prev_pid] += 1
+        else:
+            slept[prev_pid] += 1
+    out = left.pop(next_pid, None)
+    if out is not None and not out[1] and next_pid in woken:
+        w = woken.pop(next_pid)
+        sleeps[next_pid].append(w - out[0])
+        delays[next_pid].append(t - w)
+
+
+def sched__sched_waking(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
+                        common_comm, common_callchain, comm, pid, prio, target_cpu,
+                        perf_sample_dict):
+    out = left.get(pid)
+    if out is not None and not out[1] and pid not in woken:
+        woken[pid] = _ns(common_secs, common_nsecs)
+        wakers[pid][common_comm] += 1
+
+
+def trace_unhandled(event_name, context, event_fields_dict, perf_sample_dict):
+    pass
+
+
+def _row(label, tids):
+    s = [x for t in tids for x in sleeps[t]]
+    d = [x for t in tids for x in delays[t]]
+    by = defaultdict(int)
+    for t in tids:
+        for n, c in wakers[t].items():
+            by[n] += c
+    top = sorted(by.items(), key=lambda kv: -kv[1])[:3]
+    med = lambda a: statistics.median(a) / 1000 if a else float("nan")
+    print("  %-22s sleeps %.4f  preempted %.4f per %s   median sleep %6.1f µs   "
+          "median wake-up delay %6.1f µs   woken by %s" % (
+              label, sum(slept[t] for t in tids) / COUNT,
+              sum(preempted[t] for t in tids) / COUNT, UNIT, med(s), med(d),
+              ", ".join("%s %.4f" % (n, c / COUNT) for n, c in top) or "-"))
+
+
+def trace_end():
+    for t in TIDS:
+        if slept[t] + preempted[t] > 0:
+            _row("%s %d" % (names.get(t, "?"), t), [t])
+    others = defaultdict(list)
+    for t, n in names.items():
+        if t not in TIDS and t != 0 and n != "perf" and slept[t] + preempted[t] > 0:
+            others[n].append(t)
+    busiest = sorted(others.items(),
+                     key=lambda kv: -sum(slept[t] + preempted[t] for t in kv[1]))[:3]
+    for n, tids in busiest:
+        _row("%s (%d threads)" % (n, len(tids)) if len(tids) > 1 else n, tids)
