@@ -66,7 +66,7 @@ fi
 B=$(mktemp); A=$(mktemp); D=$(mktemp -d)
 trap 'rm -rf "$B" "$A" "$D"; [[ -z "${POLICY:-}" ]] || policy -o 2>/dev/null || true' EXIT
 [[ -z "${POLICY:-}" ]] || policy -b
-[[ "${SCHED:-}" == 1 ]] && REC=(perf sched record -a -q -o "$D/sched.data" --)
+[[ "${SCHED:-}" == 1 ]] && REC=(perf sched record -k mono -a -q -o "$D/sched.data" --)
 snap >"$B"; i0=$(idle); t0=$(date +%s.%N)
 OUT=$("${REC[@]}" wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
 snap >"$A"; i1=$(idle); t1=$(date +%s.%N)
@@ -88,5 +88,5 @@ join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
 if [[ "${SCHED:-}" == 1 ]]; then
   TIDS=$(cd /proc/"$PID"/task && ls | paste -sd,)
   echo "scheduler (perf sched record${POLICY:+, target as SCHED_${POLICY^^}}):"
-  perf script -i "$D/sched.data" -s "$HERE/wakeups.py" "$REQ" "$UNIT" "$TIDS" 2>/dev/null
+  perf script -i "$D/sched.data" -s "$HERE/wakeups.py" "$REQ" "$UNIT" "$TIDS"
 fi

@@ -7,6 +7,14 @@
 # <tid,...>: the threads listed one by one (the proxy's); every other task is summed by name, and
 # the three busiest names are listed after them (wrk, the nginx backend).
 #
+# The handlers only collect; the events are sorted by time at the end, because perf can hand
+# events from different CPUs over out of order (record with `-k mono`, one clock for all CPUs).
+#
+# The counts are complete: they come from the switch away from each thread. The medians are not:
+# a sleep is timed only when the switch that ends it was recorded, and on some machines the
+# tracer sees no switch away from a CPU's idle task (on the 2-vCPU VM of docs/benchmarks.md, CPU
+# 1's are never recorded), so wake-ups onto such an idle CPU are left out of the medians.
+#
 # A thread that leaves the CPU runnable (state R, or R+ when preempted) was preempted; any other
 # state is a sleep. A sleep ends at the thread's first `sched_waking`; from there to its next
 # `sched_switch` onto a CPU is its wake-up delay, the time it waited in a run queue. "woken by"
@@ -21,6 +29,7 @@ COUNT = float(sys.argv[1])
 UNIT = sys.argv[2]
 TIDS = [int(t) for t in sys.argv[3].split(",") if t]
 
+events = []  # (ns, kind, ...) in the order perf hands them over
 names = {}
 left = {}  # tid -> (ns it left the CPU, it left runnable)
 woken = {}  # tid -> ns of the first wake-up of its current sleep
@@ -38,10 +47,27 @@ def _ns(secs, nsecs):
 def sched__sched_switch(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
                         common_comm, common_callchain, prev_comm, prev_pid, prev_prio, prev_state,
                         next_comm, next_pid, next_prio, perf_sample_dict):
-    t = _ns(common_secs, common_nsecs)
+    events.append((_ns(common_secs, common_nsecs), 1, prev_comm, prev_pid, prev_state, next_comm,
+                   next_pid))
+
+
+def sched__sched_waking(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
+                        common_comm, common_callchain, comm, pid, prio, target_cpu,
+                        perf_sample_dict):
+    events.append((_ns(common_secs, common_nsecs), 0, common_comm, pid))
+
+
+def trace_unhandled(event_name, context, event_fields_dict, perf_sample_dict):
+    pass
+
+
+def _switch(t, prev_comm, prev_pid, prev_state, next_comm, next_pid):
     names[prev_pid] = prev_comm
     names[next_pid] = next_comm
     if prev_pid != 0:
+        # A thread that was running has no wake-up pending: one left over belongs to a sleep
+        # whose end was not recorded (see above).
+        woken.pop(prev_pid, None)
         runnable = prev_state & 0xFF == 0
         left[prev_pid] = (t, runnable)
         if runnable:
@@ -55,17 +81,11 @@ def sched__sched_switch(event_name, context, common_cpu, common_secs, common_nse
         delays[next_pid].append(t - w)
 
 
-def sched__sched_waking(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
-                        common_comm, common_callchain, comm, pid, prio, target_cpu,
-                        perf_sample_dict):
+def _waking(t, waker, pid):
     out = left.get(pid)
     if out is not None and not out[1] and pid not in woken:
-        woken[pid] = _ns(common_secs, common_nsecs)
-        wakers[pid][common_comm] += 1
-
-
-def trace_unhandled(event_name, context, event_fields_dict, perf_sample_dict):
-    pass
+        woken[pid] = t
+        wakers[pid][waker] += 1
 
 
 def _row(label, tids):
@@ -85,6 +105,13 @@ def _row(label, tids):
 
 
 def trace_end():
+    # At one instant a switch goes before a wake-up: a thread leaves the CPU, then is woken.
+    events.sort(key=lambda e: (e[0], -e[1]))
+    for e in events:
+        if e[1]:
+            _switch(*e[:1], *e[2:])
+        else:
+            _waking(e[0], e[2], e[3])
     for t in TIDS:
         if slept[t] + preempted[t] > 0:
             _row("%s %d" % (names.get(t, "?"), t), [t])
