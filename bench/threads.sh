@@ -13,9 +13,9 @@
 # SCHED=1 also records the scheduler over the run (`perf sched record -a`, Debian's linux-perf)
 # and adds, per thread, how often it slept and was preempted, its median sleep, and its median
 # wake-up delay (from being woken to running: time spent waiting for a CPU) and which tasks woke
-# it, for the target's threads and the three busiest other task names (bench/wakeups.py). POLICY=batch runs the
-# target's threads as SCHED_BATCH for the run (the scheduler then never lets a wake-up of theirs
-# preempt the running task) and puts SCHED_OTHER back afterwards.
+# it, for the target's threads and the three busiest other task names (bench/wakeups.py).
+# POLICY=batch runs the target's threads as SCHED_BATCH for the run (the scheduler then never lets
+# a wake-up of theirs preempt the running task) and puts SCHED_OTHER back afterwards.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
