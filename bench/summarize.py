@@ -122,7 +122,7 @@ def best_peer(stats):
 
 
 def headline(by_mode):
-    out = ["| workload | direct (no proxy) | ringlb | ringlb ÷ best peer | ringlb ÷ direct | best HAProxy/nginx | other ringlb settings (÷ best peer) | proxy CPU: ringlb · best peer |",
+    out = ["| workload | direct (no proxy) | ringlb | ringlb ÷ best peer | ringlb ÷ direct | best HAProxy/nginx | other ringlb settings (÷ best peer) | proxy CPU: ringlb · lowest of the peers |",
            "|---|---:|---:|---:|---:|---|---|---:|"]
     for m in ORDER:
         ss = by_mode.get(m)
