@@ -11,7 +11,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
 DIR="${PROFILE_DIR:-$RUN/profile}"
-TARGETS="${PROFILE_TARGETS:-ringlb ringlb-w1 ringlb-auto hap1-tcpsplice hap1-tcpforce}"
+# hapD-tcpforce is the like-for-like peer of ringlb's default: two threads, every byte spliced.
+TARGETS="${PROFILE_TARGETS:-ringlb ringlb-w1 ringlb-auto hap1-tcpsplice hap1-tcpforce hapD-tcpforce}"
 # (targets that are not running are left out)
 declare -A PORT_OF
 while IFS=$'\t' read -r n p _rest; do [[ -z "$n" || "$n" == \#* ]] || PORT_OF[$n]=$p; done <"$RUN/targets.tsv"
