@@ -71,6 +71,28 @@ impl Deref for Lb {
 }
 
 impl Launch {
+    /// How many data-plane workers ringlb will run: `--workers` or `RINGLB_WORKERS` if given,
+    /// else one per CPU, as ringlb decides.
+    fn expected_workers(&self) -> usize {
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            let value = match a.strip_prefix("--workers") {
+                Some("") => args.next().map(String::as_str),
+                Some(v) => v.strip_prefix('='),
+                None => None,
+            };
+            if let Some(n) = value.and_then(|v| v.parse().ok()) {
+                return n;
+            }
+        }
+        std::env::var("RINGLB_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            })
+    }
+
     /// ringlb with `args` (besides `--listen`, `--control` and `--log`).
     pub fn new(args: &[&str]) -> Launch {
         Launch {
@@ -106,8 +128,8 @@ impl Launch {
         self
     }
 
-    /// Starts it and waits until `/readyz` answers 200 (up to 20 s); retries on other ports if
-    /// one was taken meanwhile.
+    /// Starts it and waits until `/readyz` answers 200 (up to 20 s) and its data-plane worker
+    /// threads run (up to 5 s more); retries on other ports if one was taken meanwhile.
     pub fn start(self) -> Lb {
         let binary = if self.release {
             binary()
@@ -147,7 +169,17 @@ impl Launch {
                 if let Ok(Some(_)) = lb.child.try_wait() {
                     break;
                 }
+                // `/readyz` turns 200 as soon as a replica is up, which happens while ringlb
+                // still starts: it builds the data-plane workers' runtimes (their epoll, event
+                // and signal descriptors) right after. Connections that come first wait in the
+                // listen queue, but a descriptor baseline taken then misses those descriptors.
+                // So wait (at most 5 s more) for the workers' threads.
                 if let Ok((200, _)) = try_call(control, "GET", "/readyz", None) {
+                    let (pid, workers, since) =
+                        (lb.child.id(), self.expected_workers(), Instant::now());
+                    while data_threads(pid) < workers && since.elapsed() < Duration::from_secs(5) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                     return Lb {
                         lb,
                         log,
@@ -304,6 +336,22 @@ impl Drop for Paused {
 pub fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Threads of `pid` that run a data-plane worker (named `ringlb-data-N`). Each is spawned after
+/// its worker's runtime is built.
+pub fn data_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .map(|c| c.starts_with("ringlb-data-"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 
