@@ -491,9 +491,12 @@ fn f5_crash_looping_replica() {
             "the wait shrank while crashing: {gaps:?}"
         );
     }
+    // A gap of about cap + 5 s + cap means one respawned process did not announce its address
+    // within the runtime's start timeout; ringlb's log says why.
     assert!(
         gaps.iter().all(|&g| g <= capped + 1.5),
-        "over the cap: {gaps:?}"
+        "over the cap: {gaps:?}\nringlb's log:\n{}",
+        load::tail(&lb.log_text(), 30)
     );
     assert!(
         *gaps.last().unwrap() >= capped * 0.9,
