@@ -10,6 +10,7 @@ for pf in "$RUN"/*.pid; do
   pid=$(cat "$pf" 2>/dev/null || true)
   comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
   stop_pidfile "$pf"
-  [[ -n "$comm" ]] && blog "stopped $comm pid $pid ($(basename "$pf"))"
+  # A process that is not ours was left running (stop_pidfile said so); only report real stops.
+  if [[ -n "$comm" ]] && ! running "$pid"; then blog "stopped $comm pid $pid ($(basename "$pf"))"; fi
 done
 exit 0
