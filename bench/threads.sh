@@ -6,7 +6,8 @@
 #
 # Target names and pid files come from $RUN/targets.tsv (bench/setup.sh). For each thread of the
 # target's process that used CPU: seconds of CPU, and voluntary / involuntary context switches
-# per request, or per MiB for bulk (/proc/PID/task/TID/stat and status). Idle: the idle + iowait
+# per request, or per MiB for bulk (/proc/PID/task/TID/stat and status); the same for the nginx
+# backend's worker processes (lines starting "backend"). Idle: the idle + iowait
 # ticks of /proc/stat over the run, as a share of all CPUs × the run's length. Env: DUR=5,
 # CONNS=50 (bulk: 4).
 #
@@ -40,14 +41,17 @@ done <"$RUN/targets.tsv"
 [[ -n "$PORT" ]] || { echo "threads.sh: unknown target '$TARGET' (see $RUN/targets.tsv)" >&2; exit 2; }
 PID=$(cat "$RUN/$PF")
 
-snap() { # one line per thread: name tid ticks voluntary involuntary
-  local t s f
-  for t in /proc/"$PID"/task/*; do
+# The nginx backend's worker processes: how often the target makes them sleep counts too.
+BACKEND=$(pgrep -P "$(cat "$RUN/backend.pid" 2>/dev/null || echo 0)" 2>/dev/null | paste -sd' ' || true)
+
+snap() { # snap PID...: one line per thread: name tid ticks voluntary involuntary
+  local p t s f
+  for p in "$@"; do for t in /proc/"$p"/task/*; do
     s=$(cat "$t/stat" 2>/dev/null) || continue
     read -ra f <<<"${s##*) }"
     echo "$(cat "$t/comm") ${t##*/} $((f[11] + f[12])) $(awk '/^voluntary_ctxt_switches/ { v = $2 }
       /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v, n }' "$t/status")"
-  done
+  done; done
 }
 idle() { awk 'NR == 1 { print $5 + $6 }' /proc/stat; }
 
@@ -63,13 +67,13 @@ REC=()
 if [[ "${SCHED:-}" == 1 ]]; then
   command -v perf >/dev/null || { echo "threads.sh: SCHED=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
 fi
-B=$(mktemp); A=$(mktemp); D=$(mktemp -d)
-trap 'rm -rf "$B" "$A" "$D"; [[ -z "${POLICY:-}" ]] || policy -o 2>/dev/null || true' EXIT
+B=$(mktemp); A=$(mktemp); BB=$(mktemp); BA=$(mktemp); D=$(mktemp -d)
+trap 'rm -rf "$B" "$A" "$BB" "$BA" "$D"; [[ -z "${POLICY:-}" ]] || policy -o 2>/dev/null || true' EXIT
 [[ -z "${POLICY:-}" ]] || policy -b
 [[ "${SCHED:-}" == 1 ]] && REC=(perf sched record -k mono -a -q -o "$D/sched.data" --)
-snap >"$B"; i0=$(idle); t0=$(date +%s.%N)
+snap "$PID" >"$B"; snap $BACKEND >"$BB"; i0=$(idle); t0=$(date +%s.%N)
 OUT=$("${REC[@]}" wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
-snap >"$A"; i1=$(idle); t1=$(date +%s.%N)
+snap "$PID" >"$A"; snap $BACKEND >"$BA"; i1=$(idle); t1=$(date +%s.%N)
 if [[ "$MODE" == bulk ]]; then # wrk's "…, 7.52GB read" counts in units of 1024
   REQ=$(awk '/requests in/ { v = $(NF - 1); u = v; sub(/[0-9.]+/, "", u); sub(/[A-Z]+$/, "", v)
     f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1 / 1024 : 1 / 1048576
@@ -84,6 +88,10 @@ echo "$TARGET $MODE: $REQ ${UNIT}s in ${DUR} s; idle $(awk -v i="$((i1 - i0))" -
 join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
   awk -v r="$REQ" -v hz="$HZ" -v unit="$UNIT" '$7 - $3 > 0 {
     printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per %s\n",
+      $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r, unit }'
+join -1 2 -2 2 <(sort -k2,2 "$BB") <(sort -k2,2 "$BA") |
+  awk -v r="$REQ" -v hz="$HZ" -v unit="$UNIT" '$7 - $3 > 0 {
+    printf "  backend %-10s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per %s\n",
       $2, $1, ($7 - $3) / hz, ($8 - $4) / r, ($9 - $5) / r, unit }'
 if [[ "${SCHED:-}" == 1 ]]; then
   TIDS=$(cd /proc/"$PID"/task && ls | paste -sd,)
