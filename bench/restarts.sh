@@ -7,7 +7,9 @@
 #   bench/restarts.sh [N]           (after bench/setup.sh: uses its nginx backend; N = 30)
 #
 # Compare with net.ipv4.tcp_migrate_req at 0 and at 1 (docs/operations.md, "Signals, drain and
-# restarts"). Env: RUN, PORT_BASE, BACKEND_BASE (lib.sh), RINGLB_BIN. Data port PORT_BASE + 500,
+# restarts"), and HANDOVER=1, where every ringlb runs with --handover $RUN/handover.sock and so
+# each new one takes the old one's listening sockets instead of binding its own.
+# Env: RUN, PORT_BASE, BACKEND_BASE (lib.sh), RINGLB_BIN, HANDOVER. Data port PORT_BASE + 500,
 # control ports PORT_BASE + 510 and + 511 in turn. Bounded: wrk runs N + 4 s; every ringlb it
 # started is stopped on exit.
 set -euo pipefail
@@ -20,12 +22,15 @@ C1=$((PORT_BASE + 511))
 mkdir -p "$RUN/logs"
 port_free "$P" && port_free "$C0" && port_free "$C1" || exit 1
 PIDS=()
+HANDOVER_FLAGS=()
+[[ "${HANDOVER:-0}" == 1 ]] && HANDOVER_FLAGS=(--handover "$RUN/handover.sock")
 trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 start() { # start CONTROL_PORT: a ringlb on the data port; sets NEW to its pid once it is ready
   "$(ringlb_bin)" --runtime static \
     --backend "b1=127.0.0.1:$B1" --backend "b2=127.0.0.1:$B2" --backend "b3=127.0.0.1:$B3" \
     --listen "127.0.0.1:$P" --control "127.0.0.1:$1" --log warn --drain-timeout 2s \
+    "${HANDOVER_FLAGS[@]}" \
     </dev/null >>"$RUN/logs/restarts.log" 2>&1 &
   NEW=$!
   PIDS+=("$NEW")
@@ -54,5 +59,5 @@ for _ in $(seq "$N"); do
   sleep 0.7
 done
 wait "$wrk_pid" || true
-echo "migrate_req=$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo '?') restarts=$N" \
+echo "migrate_req=$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo '?') handover=${HANDOVER:-0} restarts=$N" \
   "$(grep -E 'requests in|Socket errors' "$RUN/restarts.wrk" | tr -s ' \n' ' ')"

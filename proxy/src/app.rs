@@ -35,6 +35,7 @@ pub struct Settings {
     manager: ManagerConfig,
     proxy: ProxyConfig,
     max_conns_given: bool,
+    handover: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -91,6 +92,10 @@ impl Settings {
                 humantime::format_duration(a.busy_poll),
                 humantime::format_duration(MAX_BUSY_POLL)
             );
+        }
+        if let Some(path) = &a.handover {
+            ringlb_proxy::handover::check_path(path)
+                .map_err(|e| anyhow::anyhow!("--handover {}: {e}", path.display()))?;
         }
         // The prefix plus an id must pass the hostname rule.
         ringlb_control::names::check(&format!("{}1", a.name_prefix))
@@ -187,6 +192,7 @@ impl Settings {
                 busy_poll: a.busy_poll,
             },
             max_conns_given: a.max_conns.is_some(),
+            handover: a.handover,
         })
     }
 }
@@ -273,6 +279,57 @@ fn bind_data(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::T
     Ok(all)
 }
 
+/// The data listeners, in one group per worker, and how many of them an older ringlb handed
+/// over: with `--handover`, the listeners of the ringlb serving that path if there is one
+/// (spread over the workers, plus new ones if it had fewer than this ringlb has workers);
+/// otherwise new ones.
+fn data_listeners(
+    s: &Settings,
+    workers: usize,
+) -> anyhow::Result<(Vec<Vec<std::net::TcpListener>>, usize)> {
+    let fresh = || -> anyhow::Result<_> {
+        let listeners = bind_data(s.listen, workers)?;
+        Ok((listeners.into_iter().map(|l| vec![l]).collect(), 0))
+    };
+    let Some(path) = &s.handover else {
+        return fresh();
+    };
+    let taken = ringlb_proxy::handover::take(path).with_context(|| {
+        format!(
+            "--handover {}: cannot take the listeners of the ringlb there",
+            path.display()
+        )
+    })?;
+    let Some(taken) = taken else {
+        return fresh();
+    };
+    let count = taken.len();
+    let addr = taken[0].local_addr()?;
+    for l in &taken {
+        let got = l.local_addr()?;
+        let wanted = if s.listen.port() == 0 {
+            got.ip() == s.listen.ip()
+        } else {
+            got == s.listen
+        };
+        if !wanted || got != addr {
+            bail!(
+                "--handover {}: the listeners handed over are bound to {got}, not to --listen {}",
+                path.display(),
+                s.listen
+            );
+        }
+    }
+    let mut groups: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, l) in taken.into_iter().enumerate() {
+        groups[i % workers].push(l);
+    }
+    for g in groups.iter_mut().filter(|g| g.is_empty()) {
+        g.extend(bind_data(addr, 1)?);
+    }
+    Ok((groups, count))
+}
+
 /// Runs ringlb until SIGTERM or SIGINT.
 pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     let signal = shutdown_signal().context("cannot install the signal handlers")?;
@@ -301,7 +358,16 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     let workers = s.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let data = bind_data(s.listen, workers)?;
+    let (data, taken) = data_listeners(&s, workers)?;
+    // The handover server's own references to the listeners (see `ringlb_proxy::handover`).
+    let handed = match &s.handover {
+        Some(_) => data
+            .iter()
+            .flatten()
+            .map(|l| l.try_clone().map(std::os::fd::OwnedFd::from))
+            .collect::<std::io::Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let runtime: Arc<dyn Runtime> = match s.runtime {
         RuntimeKind::Process => Arc::new(ProcessRuntime::new(ProcessConfig::current_exe()?)),
         RuntimeKind::Static => Arc::new(FixedRuntime::new(s.backends.clone())),
@@ -332,7 +398,7 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     tracing::info!(
         data = %s.listen, control = %s.control, hash = %hash, runtime = %runtime_name,
         replicas = ?listing.replicas, max_conns = s.proxy.max_conns, workers,
-        "ringlb is serving"
+        listeners_taken_over = taken, "ringlb is serving"
     );
     let health = tokio::spawn({
         let manager = manager.clone();
@@ -350,9 +416,25 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         }
     };
 
+    // Serve the handover socket only now: until this ringlb serves, the one before it keeps
+    // answering there, so a restart that fails leaves the next attempt something to take.
+    let handover = match &s.handover {
+        Some(path) => match ringlb_proxy::handover::Server::bind(path) {
+            Ok(server) => Some(tokio::spawn(server.serve(handed, shutdown.clone()))),
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot serve the handover socket; the next restart will bind new listeners");
+                None
+            }
+        },
+        None => None,
+    };
+
     signal.await;
     tracing::info!("shutting down: no new connections; draining");
     shutdown.cancel();
+    if let Some(h) = handover {
+        let _ = h.await;
+    }
     data_plane.wait().await;
     let _ = health.await;
     let _ = api.await;

@@ -124,6 +124,12 @@ pub struct Args {
     /// After SIGTERM/SIGINT, how long open connections may finish.
     #[arg(long, env = "RINGLB_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// UNIX socket for restarts without a lost connection: at start, if an older ringlb serves
+    /// this path, take its data listeners (the same sockets, queued connections included)
+    /// instead of binding new ones; once serving, hand them to the next ringlb started with the
+    /// same path. Without it a restart binds new sockets beside the old (SO_REUSEPORT).
+    #[arg(long, env = "RINGLB_HANDOVER")]
+    pub handover: Option<PathBuf>,
     /// Forwarding: `always` splices every byte (zero-copy); `auto` copies small messages through
     /// a per-thread buffer and splices once a direction carries bulk data.
     #[arg(long, env = "RINGLB_SPLICE", default_value = "always")]

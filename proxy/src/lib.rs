@@ -15,7 +15,8 @@
 //! 5. [`splice`]: zero-copy forwarding with `splice(2)` through pipes, half-close passed through,
 //!    idle timeout.
 //!
-//! [`reject`] holds the answers for bad input (400, 408, 414, 431, 503), [`config`] the settings.
+//! [`reject`] holds the answers for bad input (400, 408, 414, 431, 503), [`config`] the settings,
+//! [`handover`] the passing of the data listeners from a ringlb to the one that replaces it.
 //!
 //! The data plane reads the routing snapshot from a [`ringlb_core::Directory`] with one atomic
 //! load per connection and never waits on the control plane.
@@ -25,6 +26,7 @@
 mod busy;
 pub mod config;
 pub mod conn;
+pub mod handover;
 pub mod key;
 pub mod listener;
 pub mod reject;

@@ -35,13 +35,15 @@ pub struct DataPlane {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Starts one worker thread per listener. Every listener must be bound to the data port (with
-/// `SO_REUSEPORT` when there is more than one), be listening, and be non-blocking.
+/// Starts one worker thread per group of listeners; a worker accepts on every listener of its
+/// group (one, unless it took over more sockets from an older ringlb than it has workers, see
+/// [`crate::handover`]). Every listener must be bound to the data port (with `SO_REUSEPORT` when
+/// there is more than one), be listening, and be non-blocking.
 ///
-/// `shutdown` stops every worker: each stops accepting, serves its listen backlog, and drains its
-/// own connections for `cfg.drain_timeout`.
+/// `shutdown` stops every worker: each stops accepting, serves its listen backlogs, and drains
+/// its own connections for `cfg.drain_timeout`.
 pub fn start(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Vec<std::net::TcpListener>>,
     directory: Arc<Directory>,
     cfg: ProxyConfig,
     shutdown: CancellationToken,
@@ -51,7 +53,7 @@ pub fn start(
         done: Vec::with_capacity(listeners.len()),
         threads: Vec::with_capacity(listeners.len()),
     };
-    for (i, std_listener) in listeners.into_iter().enumerate() {
+    for (i, group) in listeners.into_iter().enumerate() {
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_all();
         let busy = !cfg.busy_poll.is_zero();
@@ -70,15 +72,29 @@ pub fn start(
         let thread = std::thread::Builder::new()
             .name(format!("ringlb-data-{i}"))
             .spawn(move || {
-                // The accept loop runs as a task, not as the `block_on` future itself: a wake-up
+                // The accept loops run as tasks, not as the `block_on` future itself: a wake-up
                 // of that future goes through the runtime's eventfd (a `write` and one more
                 // event), a task's does not.
-                let serving = listener::run(std_listener, directory, cfg, served, shutdown);
-                let _ = rt.block_on(async move {
+                rt.block_on(async move {
                     if busy {
                         tokio::spawn(busy::spinner());
                     }
-                    tokio::spawn(busy::counted(serving)).await
+                    let loops: Vec<_> = group
+                        .into_iter()
+                        .map(|l| {
+                            let serving = listener::run(
+                                l,
+                                directory.clone(),
+                                cfg.clone(),
+                                served.clone(),
+                                shutdown.clone(),
+                            );
+                            tokio::spawn(busy::counted(serving))
+                        })
+                        .collect();
+                    for l in loops {
+                        let _ = l.await;
+                    }
                 });
                 // Tasks cut by the drain period are dropped with the runtime, before `done`.
                 drop(rt);

@@ -132,3 +132,57 @@ fn name_prefix_names_the_replicas() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--handover` refuses what it cannot use, with a reason, and leaves the ringlb there alone: a
+/// path that is not a socket or is in no directory (exit 2, like every bad flag), and listeners
+/// bound to another address than `--listen` (the new ringlb stops, exit 1; the old one serves on
+/// and keeps its socket file).
+#[test]
+fn handover_refuses_what_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, "x").unwrap();
+    for (path, why) in [
+        (file.clone(), "not a socket"),
+        (dir.path().join("missing/h.sock"), "not a directory"),
+    ] {
+        let out = ringlb()
+            .args(["--handover", path.to_str().unwrap(), "--check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--handover") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    let socket = dir.path().join("h.sock");
+    let sock = socket.to_str().unwrap();
+    let old = Ringlb::start(&["--replicas", "1", "--handover", sock]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no handover socket");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = ringlb()
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--control", &format!("127.0.0.1:{}", free_port())])
+        .args(["--replicas", "1", "--handover", sock])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bound to {}, not to --listen", old.data)),
+        "{stderr}"
+    );
+    assert!(
+        socket.exists(),
+        "the refused ringlb touched the socket file"
+    );
+    assert_eq!(old.get("/home").unwrap().0, 200);
+}
