@@ -186,3 +186,50 @@ fn handover_refuses_what_it_cannot_use() {
     );
     assert_eq!(old.get("/home").unwrap().0, 200);
 }
+
+/// `--handover` across worker counts: a ringlb with one worker takes the two listeners of a
+/// ringlb with two and accepts on both; a ringlb with three takes those two and binds a third.
+/// After each old ringlb stops, every connection is served: the kernel spreads connections over
+/// all of the port's sockets, so a socket nobody accepted on would leave some of them hanging.
+#[test]
+fn handover_across_worker_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("h.sock");
+    let sock = socket.to_str().unwrap();
+    let mut old = Ringlb::start(&["--replicas", "1", "--workers", "2", "--handover", sock]);
+    let addr = old.data;
+    let listen = addr.to_string();
+    let served_by_the_port = || {
+        (0..40)
+            .filter(|i| {
+                let req = format!(
+                    "GET /home?rid={i} HTTP/1.1\r\nHost: ringlb\r\nConnection: close\r\n\r\n"
+                );
+                let answer = common::raw(addr, req.as_bytes(), std::time::Duration::from_secs(2))
+                    .unwrap_or_default();
+                answer.starts_with(b"HTTP/1.1 200")
+            })
+            .count()
+    };
+    for workers in ["1", "3"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "no handover socket");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // A later --listen overrides the one Ringlb::start passes.
+        let new = Ringlb::start(&[
+            "--replicas",
+            "1",
+            "--workers",
+            workers,
+            "--handover",
+            sock,
+            "--listen",
+            &listen,
+        ]);
+        assert!(old.terminate().success());
+        assert_eq!(served_by_the_port(), 40, "--workers {workers}");
+        old = new;
+    }
+}
