@@ -19,7 +19,8 @@
 //!   holder take the port's traffic.
 //! - A ringlb stops serving PATH when its shutdown starts, and removes the file if it is still
 //!   its own (a newer ringlb may have replaced it). A file left by a ringlb that was killed is
-//!   found dead (`ECONNREFUSED`) and replaced.
+//!   found dead (`ECONNREFUSED`) and replaced. A serving ringlb that finds PATH gone (a newer
+//!   one replaced the file, then stopped first: a restart called off) makes it again.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -46,6 +47,9 @@ pub const MAX_LISTENERS: usize = 64;
 /// How long a new ringlb waits for the old one's answer. The old one answers from its control
 /// runtime, which never blocks for long; a peer that accepts and says nothing is not a ringlb.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a serving ringlb checks that its socket file is still there (see [`Server::serve`]).
+pub const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Asks the ringlb serving `path` for its data listeners.
 ///
@@ -180,24 +184,55 @@ impl Server {
 
     /// Hands `listeners` to each peer that connects, until `stop`; then closes these copies of
     /// them and removes the socket file if it is still this ringlb's. Runs on a tokio runtime.
+    ///
+    /// A newer ringlb replaces the file once it serves, and removes it when it stops. If it
+    /// stops while this one runs on (a restart called off), nobody answers at the path any more;
+    /// this ringlb notices within [`RECLAIM_EVERY`] and answers there again.
     pub async fn serve(self, listeners: Vec<OwnedFd>, stop: CancellationToken) {
-        let Server { path, listener, id } = self;
-        match tokio::net::UnixListener::from_std(listener) {
-            Ok(listener) => loop {
-                let (stream, _) = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    r = listener.accept() => match r {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, path = %path.display(), "handover: accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
+        let Server {
+            path,
+            listener,
+            mut id,
+        } = self;
+        let mut listener = match tokio::net::UnixListener::from_std(listener) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "handover: cannot serve");
+                None
+            }
+        };
+        let mut check = tokio::time::interval(RECLAIM_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await; // the first tick is immediate
+        while let Some(l) = &listener {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                r = l.accept() => match r {
+                    Ok((stream, _)) => hand_over(stream, &listeners, &path),
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "handover: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = check.tick() => {
+                    let gone = matches!(
+                        std::fs::symlink_metadata(&path),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound
+                    );
+                    if gone {
+                        match Server::bind(&path).and_then(|s| {
+                            Ok((tokio::net::UnixListener::from_std(s.listener)?, s.id))
+                        }) {
+                            Ok((l, new_id)) => {
+                                listener = Some(l);
+                                id = new_id;
+                                tracing::info!(path = %path.display(), "handover: the socket file was gone; answering there again");
+                            }
+                            Err(e) => tracing::warn!(error = %e, path = %path.display(), "handover: the socket file is gone and cannot be made again"),
                         }
-                    },
-                };
-                hand_over(stream, &listeners, &path);
-            },
-            Err(e) => tracing::error!(error = %e, path = %path.display(), "handover: cannot serve"),
+                    }
+                }
+            }
         }
         // Close these references first: from here on only the workers hold the listeners, so
         // their close is the last one unless a newer ringlb took them.
@@ -336,6 +371,39 @@ mod tests {
         assert!(path.exists(), "the old server removed the new one's file");
         assert_eq!(take(&path).unwrap().unwrap().len(), 1);
         stop_new.cancel();
+    }
+
+    #[test]
+    fn a_called_off_restart_gives_the_path_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sock");
+        let a = listener();
+        let (_rt_old, stop_old) = serving(&path, &[&a]);
+        let taken = take(&path).unwrap().unwrap();
+        let (_rt_new, stop_new) = serving(&path, &[&taken[0]]);
+        let inode = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.ino());
+        let newer = inode(&path);
+        // The newer one stops first and removes its file (from then on only the older one can
+        // answer); the older one makes it again.
+        stop_new.cancel();
+        drop(taken);
+        let deadline = std::time::Instant::now() + RECLAIM_EVERY * 4;
+        while inode(&path) == newer {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the newer file stayed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let again = loop {
+            if let Some(l) = take(&path).unwrap() {
+                break l;
+            }
+            assert!(std::time::Instant::now() < deadline, "nobody answers");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(again[0].local_addr().unwrap(), a.local_addr().unwrap());
+        stop_old.cancel();
     }
 
     #[test]
