@@ -100,6 +100,13 @@ pub fn take(path: &Path) -> io::Result<Option<Vec<std::net::TcpListener>>> {
         }
     }
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if msg.bytes == 0 {
+        return Err(invalid(
+            "the ringlb there closed the connection without handing anything over (it refuses \
+             a peer of another user than its own)"
+                .into(),
+        ));
+    }
     if &bytes[..msg.bytes] != GREETING {
         return Err(invalid(format!(
             "the answer {:?} is not a ringlb handover",
@@ -204,6 +211,7 @@ impl Server {
         let mut check = tokio::time::interval(RECLAIM_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await; // the first tick is immediate
+        let mut complained = false;
         while let Some(l) = &listener {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -226,9 +234,15 @@ impl Server {
                             Ok((l, new_id)) => {
                                 listener = Some(l);
                                 id = new_id;
+                                complained = false;
                                 tracing::info!(path = %path.display(), "handover: the socket file was gone; answering there again");
                             }
-                            Err(e) => tracing::warn!(error = %e, path = %path.display(), "handover: the socket file is gone and cannot be made again"),
+                            // Said once, not every second; it is tried again each second.
+                            Err(e) if !complained => {
+                                complained = true;
+                                tracing::warn!(error = %e, path = %path.display(), "handover: the socket file is gone and cannot be made again");
+                            }
+                            Err(_) => {}
                         }
                     }
                 }
@@ -419,6 +433,15 @@ mod tests {
         let err = take(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
         assert!(err.to_string().contains("not a ringlb handover"), "{err}");
+        // A peer that closes without a word, as a ringlb does to a user it refuses.
+        let path = dir.path().join("h2.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || drop(l.accept().unwrap()));
+        let err = take(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("without handing anything over"),
+            "{err}"
+        );
     }
 
     #[test]
