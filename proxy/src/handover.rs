@@ -171,15 +171,24 @@ impl Server {
     /// Binds `path`, replacing the socket file of an older ringlb (whose listeners have been
     /// taken by then, or who is gone). A file there that is not a socket is an error, never
     /// removed.
+    ///
+    /// The socket is bound under a temporary name beside `path`, made 0600, then renamed over
+    /// `path`: the replacement is atomic, so the older ringlb never finds the path missing in
+    /// between (it would make its own file again, see [`Server::serve`]), and nobody can connect
+    /// before the mode is set.
     pub fn bind(path: &Path) -> io::Result<Server> {
         check_path(path).map_err(|why| io::Error::new(io::ErrorKind::AlreadyExists, why))?;
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let _ = std::fs::remove_file(&tmp);
+        let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+        let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        let listener = std::os::unix::net::UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         let meta = std::fs::symlink_metadata(path)?;
         Ok(Server {
