@@ -381,35 +381,43 @@ mod tests {
         }
     }
 
+    /// A server of one listener at `path`, and a newer one that took the listener from it.
+    struct Restart {
+        listener: std::net::TcpListener,
+        old: (tokio::runtime::Runtime, CancellationToken),
+        new: (tokio::runtime::Runtime, CancellationToken),
+    }
+
+    fn restart(path: &Path) -> Restart {
+        let listener = listener();
+        let old = serving(path, &[&listener]);
+        let taken = take(path).unwrap().unwrap();
+        let new = serving(path, &[&taken[0]]);
+        Restart { listener, old, new }
+    }
+
     #[test]
     fn a_newer_servers_file_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sock");
-        let a = listener();
-        let (_rt_old, stop_old) = serving(&path, &[&a]);
-        let taken = take(&path).unwrap().unwrap();
-        let (_rt_new, stop_new) = serving(&path, &[&taken[0]]);
-        stop_old.cancel();
+        let r = restart(&path);
+        r.old.1.cancel();
         std::thread::sleep(Duration::from_millis(200));
         assert!(path.exists(), "the old server removed the new one's file");
         assert_eq!(take(&path).unwrap().unwrap().len(), 1);
-        stop_new.cancel();
+        r.new.1.cancel();
     }
 
     #[test]
     fn a_called_off_restart_gives_the_path_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sock");
-        let a = listener();
-        let (_rt_old, stop_old) = serving(&path, &[&a]);
-        let taken = take(&path).unwrap().unwrap();
-        let (_rt_new, stop_new) = serving(&path, &[&taken[0]]);
         let inode = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.ino());
+        let r = restart(&path);
         let newer = inode(&path);
         // The newer one stops first and removes its file (from then on only the older one can
         // answer); the older one makes it again.
-        stop_new.cancel();
-        drop(taken);
+        r.new.1.cancel();
         let deadline = std::time::Instant::now() + RECLAIM_EVERY * 4;
         while inode(&path) == newer {
             assert!(
@@ -425,8 +433,11 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "nobody answers");
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert_eq!(again[0].local_addr().unwrap(), a.local_addr().unwrap());
-        stop_old.cancel();
+        assert_eq!(
+            again[0].local_addr().unwrap(),
+            r.listener.local_addr().unwrap()
+        );
+        r.old.1.cancel();
     }
 
     #[test]
