@@ -11,7 +11,10 @@ use ringlb_control::runtime::process::{ProcessConfig, ProcessRuntime};
 use ringlb_control::runtime::Runtime;
 use ringlb_control::{ApiConfig, HealthConfig, Manager, ManagerConfig, RespawnConfig, RespawnName};
 use ringlb_core::{metrics as m, Directory, Poly, Ring, RingConfig, Routes};
-use ringlb_proxy::{config::max_conns_for, ProxyConfig};
+use ringlb_proxy::{
+    config::{max_conns_for, FD_RESERVE, FDS_PER_CONN},
+    ProxyConfig,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -353,6 +356,19 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
     let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     if !s.max_conns_given {
         s.proxy.max_conns = max_conns_for(nofile);
+    } else if s.proxy.max_conns > max_conns_for(nofile) {
+        // Taken as given (the operator may raise the limit of a running process with prlimit),
+        // but said once, as HAProxy does for a maxconn beyond its ulimit-n.
+        tracing::warn!(
+            max_conns = s.proxy.max_conns,
+            open_files = nofile,
+            "--max-conns {} needs about {} open files and the limit is {nofile}: past about \
+             {} connections, new ones wait or fail until others close; raise the hard limit \
+             (ulimit -Hn) or lower --max-conns",
+            s.proxy.max_conns,
+            s.proxy.max_conns as u64 * FDS_PER_CONN + FD_RESERVE,
+            max_conns_for(nofile)
+        );
     }
     let control = bind(s.control, "control")?;
     let workers = s.workers.unwrap_or_else(|| {

@@ -366,6 +366,24 @@ fn a4_connection_cap() {
 /// uses ≤ 10 % of a core and logs about one line a second about it; no replica is marked down
 /// for this host's shortage (a connect or a health check that fails with EMFILE says nothing
 /// about the replica); ≤ 1.2 s after the clients leave, a new request is served again.
+/// A5, at start: a `--max-conns` that the open-file limit cannot hold is taken, with one warning
+/// that names the limit and the count it allows; one that fits says nothing. Under
+/// `prlimit --nofile=256:256` the limit allows (256 − 64) / 6 = 32 connections.
+#[test]
+fn a5_max_conns_beyond_the_file_limit_is_warned() {
+    let lb = Launch::new(&["--max-conns", "10000"]).nofile(256).start();
+    let log = lb.log_text();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains("needs about")).collect();
+    assert_eq!(warned.len(), 1, "one warning expected; the log:\n{log}");
+    for part in ["--max-conns 10000", "60064 open files", "limit is 256", "about 32 connections"] {
+        assert!(warned[0].contains(part), "{part:?} missing from {:?}", warned[0]);
+    }
+    drop(lb);
+    let lb = Launch::new(&["--max-conns", "32"]).nofile(256).start();
+    let log = lb.log_text();
+    assert!(!log.contains("needs about"), "a cap that fits was warned about:\n{log}");
+}
+
 #[test]
 #[ignore = "fd exhaustion (15 s); run by .ci/run"]
 fn a5_fd_exhaustion() {
