@@ -92,6 +92,13 @@ stop_pidfile() {
 
 # start_ringlb NAME PORT [extra flags...]: a static-runtime ringlb in front of the three
 # backends, pid in $RUN/NAME.pid, log in $RUN/logs/NAME.log. Pinned with SERVER_CPUS if set.
+#
+# ringlb runs in a session of its own (setsid), as HAProxy and nginx put themselves by
+# daemonizing and as a service manager would. With the kernel's autogroup scheduling on
+# (/proc/sys/kernel/sched_autogroup_enabled), a session is a scheduling group: a ringlb left in
+# the benchmark's session shared one CPU share with wrk, and that alone cost it 3–8 % on ka
+# (docs/benchmarks.md, "One scheduling group with wrk"). Without job control (a script), setsid
+# does not fork, so $! stays ringlb's pid; start_ringlb checks that it does.
 start_ringlb() {
   local name="$1" port="$2" pin=()
   shift 2
@@ -102,13 +109,17 @@ start_ringlb() {
   port_free "$port" || return 1
   port_free $((port + C_OFF)) || return 1
   [[ -n "${SERVER_CPUS:-}" ]] && pin=(taskset -c "$SERVER_CPUS")
-  "${pin[@]}" "$(ringlb_bin)" --runtime static \
+  "${pin[@]}" setsid "$(ringlb_bin)" --runtime static \
     --backend "b1=127.0.0.1:$B1" --backend "b2=127.0.0.1:$B2" --backend "b3=127.0.0.1:$B3" \
     --listen "127.0.0.1:$port" --control "127.0.0.1:$((port + C_OFF))" \
     --log warn --drain-timeout 1s "$@" \
     </dev/null >"$RUN/logs/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
   wait_port "$port" || return 1
+  if [[ "$(ps -o sid= -p "$(cat "$RUN/$name.pid")" | tr -d ' ')" != "$(cat "$RUN/$name.pid")" ]]; then
+    blog "$name: pid $(cat "$RUN/$name.pid") does not lead its own session (job control on?)"
+    return 1
+  fi
   # ready = the health checks have found a replica up
   for _ in $(seq 50); do
     curl -fsS -o /dev/null "http://127.0.0.1:$((port + C_OFF))/readyz" 2>/dev/null && break
