@@ -12,7 +12,7 @@ use ringlb_control::runtime::Runtime;
 use ringlb_control::{ApiConfig, HealthConfig, Manager, ManagerConfig, RespawnConfig, RespawnName};
 use ringlb_core::{metrics as m, Directory, Poly, Ring, RingConfig, Routes};
 use ringlb_proxy::{
-    config::{max_conns_for, FD_RESERVE, FDS_PER_CONN},
+    config::{max_conns_for, FDS_PER_CONN, FD_RESERVE},
     ProxyConfig,
 };
 use tokio::net::TcpListener;

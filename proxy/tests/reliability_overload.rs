@@ -375,13 +375,25 @@ fn a5_max_conns_beyond_the_file_limit_is_warned() {
     let log = lb.log_text();
     let warned: Vec<&str> = log.lines().filter(|l| l.contains("needs about")).collect();
     assert_eq!(warned.len(), 1, "one warning expected; the log:\n{log}");
-    for part in ["--max-conns 10000", "60064 open files", "limit is 256", "about 32 connections"] {
-        assert!(warned[0].contains(part), "{part:?} missing from {:?}", warned[0]);
+    for part in [
+        "--max-conns 10000",
+        "60064 open files",
+        "limit is 256",
+        "about 32 connections",
+    ] {
+        assert!(
+            warned[0].contains(part),
+            "{part:?} missing from {:?}",
+            warned[0]
+        );
     }
     drop(lb);
     let lb = Launch::new(&["--max-conns", "32"]).nofile(256).start();
     let log = lb.log_text();
-    assert!(!log.contains("needs about"), "a cap that fits was warned about:\n{log}");
+    assert!(
+        !log.contains("needs about"),
+        "a cap that fits was warned about:\n{log}"
+    );
 }
 
 #[test]
