@@ -64,6 +64,11 @@ def machine_md(machine):
     if "halt_poll_ns" in s:
         ns = s["halt_poll_ns"]
         rows.append(("guest halt polling", f"{ns} ns (`guest_halt_poll_ns`)" if ns.isdigit() else "not available"))
+    if "autogroup" in s:
+        ag = s["autogroup"]
+        rows.append(("autogroup scheduling", {"1": "on: each session is a scheduling group; every "
+                     "server here, ringlb included, runs in a session of its own",
+                     "0": "off"}.get(ag, "not available")))
     flaws = {k: v for k, v in (s.get("mitigations") or {}).items()
              if not v.startswith("Not affected")}
     if "mitigations" in s:

@@ -119,6 +119,7 @@ print(json.dumps({
   "dirty": os.environ.get("BUILD_DIRTY", "0"),
   "nofile_hard": sh("ulimit -Hn"),
   "halt_poll_ns": sh("cat /sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+  "autogroup": sh("cat /proc/sys/kernel/sched_autogroup_enabled"),
   "mitigations": vulns(),
   "reps": int("$REPS"), "dur_s": int("$DUR"),
   "pin": {"server_cpus": "${SERVER_CPUS:-}", "client_cpus": "${CLIENT_CPUS:-}"},
