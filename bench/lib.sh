@@ -96,7 +96,7 @@ stop_pidfile() {
 # ringlb runs in a session of its own (setsid), as HAProxy and nginx put themselves by
 # daemonizing and as a service manager would. With the kernel's autogroup scheduling on
 # (/proc/sys/kernel/sched_autogroup_enabled), a session is a scheduling group: a ringlb left in
-# the benchmark's session shared one CPU share with wrk, and that alone cost it 3–8 % on ka
+# the benchmark's session shared one CPU share with wrk, and that alone cost it 3–14 % on ka
 # (docs/benchmarks.md, "One scheduling group with wrk"). Without job control (a script), setsid
 # does not fork, so $! stays ringlb's pid; start_ringlb checks that it does.
 start_ringlb() {

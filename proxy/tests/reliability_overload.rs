@@ -361,11 +361,6 @@ fn a4_connection_cap() {
 // ---------------------------------------------------------------------------------------------
 // A5
 
-/// A5: ringlb under `prlimit --nofile=256:256` with `--max-conns 10000` (so the cap does not
-/// hide the limit) and 400 clients holding keep-alive connections. While at the limit ringlb
-/// uses ≤ 10 % of a core and logs about one line a second about it; no replica is marked down
-/// for this host's shortage (a connect or a health check that fails with EMFILE says nothing
-/// about the replica); ≤ 1.2 s after the clients leave, a new request is served again.
 /// A5, at start: a `--max-conns` that the open-file limit cannot hold is taken, with one warning
 /// that names the limit and the count it allows; one that fits says nothing. Under
 /// `prlimit --nofile=256:256` the limit allows (256 − 64) / 6 = 32 connections.
@@ -396,6 +391,11 @@ fn a5_max_conns_beyond_the_file_limit_is_warned() {
     );
 }
 
+/// A5: ringlb under `prlimit --nofile=256:256` with `--max-conns 10000` (so the cap does not
+/// hide the limit) and 400 clients holding keep-alive connections. While at the limit ringlb
+/// uses ≤ 10 % of a core and logs about one line a second about it; no replica is marked down
+/// for this host's shortage (a connect or a health check that fails with EMFILE says nothing
+/// about the replica); ≤ 1.2 s after the clients leave, a new request is served again.
 #[test]
 #[ignore = "fd exhaustion (15 s); run by .ci/run"]
 fn a5_fd_exhaustion() {
