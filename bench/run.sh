@@ -57,7 +57,7 @@ step() { [[ ",$STEPS," == *",$1,"* ]]; }
 for s in ${STEPS//,/ }; do
   case "$s" in matrix | profile | memory | ring | control) ;; *) echo "run.sh: unknown step '$s'" >&2; exit 2 ;; esac
 done
-for tool in wrk haproxy nginx curl python3 strace; do
+for tool in wrk haproxy nginx curl python3 strace setsid ps; do
   command -v "$tool" >/dev/null || NEED_INSTALL=1
 done
 [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || NEED_INSTALL=1

@@ -26,6 +26,8 @@ if [[ -z "${NO_INSTALL:-}" ]]; then
   command -v nginx >/dev/null || need+=(nginx)
   [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || need+=(libnginx-mod-stream)
   command -v strace >/dev/null || need+=(strace) # bench/profile.sh
+  command -v setsid >/dev/null || need+=(util-linux) # start_ringlb (bench/lib.sh)
+  command -v ps >/dev/null || need+=(procps)         # start_ringlb, measure.sh
   if ((${#need[@]})); then
     blog "apt-get install ${need[*]}"
     apt-get update -qq
