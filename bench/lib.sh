@@ -1,8 +1,8 @@
 # Shared settings and helpers of the bench/ scripts (sourced, not run).
 #
 # Ports: the nginx backend listens on BACKEND_BASE, +1, +2 (default 18081-18083); the front
-# proxies on PORT_BASE + n (default 27001-27017, ringlb 27100-27105, its control ports
-# 27110-27115). Everything binds 127.0.0.1. Every process is started with its pid in $RUN/*.pid
+# proxies on PORT_BASE + n (default 27001-27017, ringlb 27100-27106, its control ports
+# 27110-27116). Everything binds 127.0.0.1. Every process is started with its pid in $RUN/*.pid
 # and stopped through that file only (bench/teardown.sh).
 
 RUN="${RUN:-/tmp/ringlb-bench}"
@@ -17,6 +17,7 @@ P_RINGLB_AUTO=$((PORT_BASE + 102))
 P_MEM=$((PORT_BASE + 103))
 P_CTL=$((PORT_BASE + 104))
 P_RINGLB_BUSY=$((PORT_BASE + 105))
+P_RINGLB_PIN=$((PORT_BASE + 106))
 C_OFF=10 # control port = data port + C_OFF
 export RUN BACKEND_BASE PORT_BASE
 

@@ -22,7 +22,7 @@ source "$HERE/lib.sh"
 REPS="${REPS:-3}"
 DUR="${DUR:-10}"
 MODES="${MODES:-ka close bulk rid rid-close}"
-TARGETS="${TARGETS:-direct ringlb ringlb-w1 ringlb-auto ringlb-busy hap1-tcp hap1-tcpsplice hap1-tcpforce hap1-http ngx1-stream hapD-tcpsplice hapD-tcpforce ngxD-stream}"
+TARGETS="${TARGETS:-direct ringlb ringlb-w1 ringlb-auto ringlb-busy ringlb-pin hap1-tcp hap1-tcpsplice hap1-tcpforce hap1-http ngx1-stream hapD-tcpsplice hapD-tcpforce ngxD-stream}"
 RID_TARGETS="${RID_TARGETS:-direct ringlb ringlb-auto hap1-http ngx1-http}"
 # Leave out targets that setup.sh did not start (e.g. ringlb-auto with a binary without --splice).
 declare -A PORT_OF

@@ -118,11 +118,16 @@ if [[ -z "${NO_RINGLB:-}" ]]; then
   else
     blog "this ringlb has no --busy-poll flag: no ringlb-busy target"
   fi
+  if "$(ringlb_bin)" --help 2>/dev/null | grep -q -- '--pin-workers'; then
+    start_ringlb ringlb-pin "$P_RINGLB_PIN" --pin-workers
+  else
+    blog "this ringlb has no --pin-workers flag: no ringlb-pin target"
+  fi
 fi
 
 # ---------------------------------------------------------------- targets + smoke test
 tmpl "$CONF/targets.tsv" "$RUN/targets.tsv"
-for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 105; do
+for n in 1 2 3 4 5 6 7 11 12 13 14 15 16 17 100 101 102 105 106; do
   sed -i "s|@P+$n@|$(P "$n")|g" "$RUN/targets.tsv"
 done
 fail=0

@@ -8,7 +8,8 @@
 # target's process that used CPU: seconds of CPU, and voluntary / involuntary context switches
 # per request, or per MiB for bulk (/proc/PID/task/TID/stat and status); the same for the nginx
 # backend's worker processes (lines starting "backend"). Idle: the idle + iowait
-# ticks of /proc/stat over the run, as a share of all CPUs × the run's length. Env: DUR=5,
+# ticks of /proc/stat over the run, as a share of all CPUs × the run's length; wrk's latency
+# percentiles (p50 to p99.9 and the longest). Env: DUR=5,
 # CONNS=50 (bulk: 4).
 #
 # SCHED=1 also records the scheduler over the run (`perf sched record -a`, Debian's linux-perf)
@@ -72,7 +73,8 @@ trap 'rm -rf "$B" "$A" "$BB" "$BA" "$D"; [[ -z "${POLICY:-}" ]] || policy -o 2>/
 [[ -z "${POLICY:-}" ]] || policy -b
 [[ "${SCHED:-}" == 1 ]] && REC=(perf sched record -k mono -a -q -o "$D/sched.data" --)
 snap "$PID" >"$B"; snap $BACKEND >"$BB"; i0=$(idle); t0=$(date +%s.%N)
-OUT=$("${REC[@]}" wrk -t1 -c"$C" -d"${DUR}s" "${EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH")
+OUT=$("${REC[@]}" wrk -t1 -c"$C" -d"${DUR}s" -s "$HERE/conf/report.lua" "${EXTRA[@]}" \
+  "http://127.0.0.1:$PORT$URL_PATH")
 snap "$PID" >"$A"; snap $BACKEND >"$BA"; i1=$(idle); t1=$(date +%s.%N)
 if [[ "$MODE" == bulk ]]; then # wrk's "…, 7.52GB read" counts in units of 1024
   REQ=$(awk '/requests in/ { v = $(NF - 1); u = v; sub(/[0-9.]+/, "", u); sub(/[A-Z]+$/, "", v)
@@ -85,6 +87,9 @@ HZ=$(getconf CLK_TCK)
 echo "$TARGET $MODE: $REQ ${UNIT}s in ${DUR} s; idle $(awk -v i="$((i1 - i0))" -v hz="$HZ" \
   -v n="$(nproc)" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
   'BEGIN { printf "%.1f %%", 100 * i / hz / n / t }')"
+awk '/^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] / 1000 }
+  printf "  latency (wrk) p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms\n",
+    v["lat_p50_us"], v["lat_p90_us"], v["lat_p99_us"], v["lat_p999_us"], v["lat_max_us"] }' <<<"$OUT"
 join -1 2 -2 2 <(sort -k2,2 "$B") <(sort -k2,2 "$A") |
   awk -v r="$REQ" -v hz="$HZ" -v unit="$UNIT" '$7 - $3 > 0 {
     printf "  %-18s tid %-7s cpu %5.2f s  voluntary %.4f  involuntary %.4f per %s\n",

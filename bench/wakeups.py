@@ -20,7 +20,16 @@
 # `sched_switch` onto a CPU is its wake-up delay, the time it waited in a run queue. "woken by"
 # names the task that was running when the wake-up was made (for a wake-up from loopback TCP,
 # the sender: wrk for a new connection or a request, nginx for a response).
+#
+# Waits for a CPU, for the target's threads as a whole: every stretch from being woken or
+# preempted to running again, how many lasted over 1 ms and over 2 ms, the longest, and how
+# much of the time spent in waits over 1 ms another of the target's threads was running on the
+# CPU the thread was waiting on (the CPU it was preempted on, or the one its wake-up chose). A
+# thread that waits behind its sibling holds up every connection it serves; the scheduler's
+# slice sets how long such a wait lasts. The same blind spot applies: a wait that ends on a CPU
+# whose switches away from idle are not recorded is not seen.
 
+import bisect
 import statistics
 import sys
 from collections import defaultdict
@@ -38,6 +47,10 @@ delays = defaultdict(list)  # tid -> wake-up delays, ns
 preempted = defaultdict(int)
 slept = defaultdict(int)
 wakers = defaultdict(lambda: defaultdict(int))  # tid -> waker's name -> wake-ups
+waits = []  # (tid, cpu it waited on, ns it became runnable, ns it ran again)
+ready = {}  # tid -> (ns it became runnable, cpu) while it waits for a CPU
+running = {}  # cpu -> (pid, ns it started) as the switches show
+spans = defaultdict(list)  # cpu -> [(start ns, end ns, pid)] of the target's threads
 
 
 def _ns(secs, nsecs):
@@ -48,22 +61,31 @@ def sched__sched_switch(event_name, context, common_cpu, common_secs, common_nse
                         common_comm, common_callchain, prev_comm, prev_pid, prev_prio, prev_state,
                         next_comm, next_pid, next_prio, perf_sample_dict):
     events.append((_ns(common_secs, common_nsecs), 1, prev_comm, prev_pid, prev_state, next_comm,
-                   next_pid))
+                   next_pid, common_cpu))
 
 
 def sched__sched_waking(event_name, context, common_cpu, common_secs, common_nsecs, common_pid,
                         common_comm, common_callchain, comm, pid, prio, target_cpu,
                         perf_sample_dict):
-    events.append((_ns(common_secs, common_nsecs), 0, common_comm, pid))
+    events.append((_ns(common_secs, common_nsecs), 0, common_comm, pid, target_cpu))
 
 
 def trace_unhandled(event_name, context, event_fields_dict, perf_sample_dict):
     pass
 
 
-def _switch(t, prev_comm, prev_pid, prev_state, next_comm, next_pid):
+def _switch(t, prev_comm, prev_pid, prev_state, next_comm, next_pid, cpu):
     names[prev_pid] = prev_comm
     names[next_pid] = next_comm
+    was = running.get(cpu)
+    if was is not None and was[0] in TIDS:
+        spans[cpu].append((was[1], t, was[0]))
+    running[cpu] = (next_pid, t)
+    if prev_pid in TIDS and prev_state & 0xFF == 0:
+        ready[prev_pid] = (t, cpu)
+    if next_pid in ready:
+        since, on = ready.pop(next_pid)
+        waits.append((next_pid, on, since, t))
     if prev_pid != 0:
         # A thread that was running has no wake-up pending: one left over belongs to a sleep
         # whose end was not recorded (see above).
@@ -81,11 +103,40 @@ def _switch(t, prev_comm, prev_pid, prev_state, next_comm, next_pid):
         delays[next_pid].append(t - w)
 
 
-def _waking(t, waker, pid):
+def _waking(t, waker, pid, cpu):
     out = left.get(pid)
     if out is not None and not out[1] and pid not in woken:
         woken[pid] = t
         wakers[pid][waker] += 1
+        if pid in TIDS:
+            ready[pid] = (t, cpu)
+
+
+def _behind_sibling(tid, cpu, a, b):
+    """ns of [a, b) during which another of the target's threads ran on cpu."""
+    s = spans[cpu]
+    i = max(bisect.bisect_left(s, (a, 0, 0)) - 1, 0)
+    ns = 0
+    while i < len(s) and s[i][0] < b:
+        start, end, pid = s[i]
+        if pid != tid:
+            ns += max(0, min(end, b) - max(start, a))
+        i += 1
+    return ns
+
+
+def _waits():
+    w = [(tid, cpu, a, b) for tid, cpu, a, b in waits]
+    if not w:
+        return
+    long_ = [(tid, cpu, a, b) for tid, cpu, a, b in w if b - a > 1_000_000]
+    total = sum(b - a for _, _, a, b in long_)
+    behind = sum(_behind_sibling(tid, cpu, a, b) for tid, cpu, a, b in long_)
+    print("  waits for a CPU (target's threads): %d, over 1 ms %d, over 2 ms %d, longest %.2f ms;"
+          " %s of the time in waits over 1 ms another target thread ran on that CPU" % (
+              len(w), len(long_), sum(1 for _, _, a, b in w if b - a > 2_000_000),
+              max(b - a for _, _, a, b in w) / 1e6,
+              "%.0f %%" % (100 * behind / total) if total else "-"))
 
 
 def _row(label, tids):
@@ -111,7 +162,9 @@ def trace_end():
         if e[1]:
             _switch(*e[:1], *e[2:])
         else:
-            _waking(e[0], e[2], e[3])
+            _waking(e[0], e[2], e[3], e[4])
+    for cpu in spans:
+        spans[cpu].sort()
     for t in TIDS:
         if slept[t] + preempted[t] > 0:
             _row("%s %d" % (names.get(t, "?"), t), [t])
@@ -123,3 +176,4 @@ def trace_end():
                      key=lambda kv: -sum(slept[t] + preempted[t] for t in kv[1]))[:3]
     for n, tids in busiest:
         _row("%s (%d threads)" % (n, len(tids)) if len(tids) > 1 else n, tids)
+    _waits()

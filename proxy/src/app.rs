@@ -28,6 +28,7 @@ const MAX_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 pub struct Settings {
     pub check: bool,
     pub workers: Option<usize>,
+    pin_workers: bool,
     listen: SocketAddr,
     control: SocketAddr,
     token: Option<String>,
@@ -146,6 +147,7 @@ impl Settings {
         Ok(Settings {
             check: a.check,
             workers: a.workers,
+            pin_workers: a.pin_workers,
             listen: a.listen,
             control: a.control,
             token,
@@ -421,7 +423,13 @@ pub async fn run(mut s: Settings) -> anyhow::Result<()> {
         let stop = shutdown.clone();
         async move { manager.run_health(stop).await }
     });
-    let data_plane = match ringlb_proxy::start(data, directory, s.proxy.clone(), shutdown.clone()) {
+    let data_plane = match ringlb_proxy::start(
+        data,
+        directory,
+        s.proxy.clone(),
+        s.pin_workers,
+        shutdown.clone(),
+    ) {
         Ok(plane) => plane,
         Err(e) => {
             shutdown.cancel();

@@ -143,6 +143,10 @@ pub struct Args {
     /// sleeps at once; at most 10ms.
     #[arg(long, env = "RINGLB_BUSY_POLL", default_value = "0s", value_parser = humantime::parse_duration)]
     pub busy_poll: Duration,
+    /// Pin data-plane worker i to the i-th CPU this process may run on, for a machine or cpuset
+    /// given to ringlb [default: off: the kernel places the threads].
+    #[arg(long, env = "RINGLB_PIN_WORKERS")]
+    pub pin_workers: bool,
 
     /// Time between two active health checks of a replica.
     #[arg(long, env = "RINGLB_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]

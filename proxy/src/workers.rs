@@ -15,6 +15,16 @@
 //!
 //! With `--busy-poll`, a worker that just had work polls for events for that long before it
 //! sleeps ([`crate::busy`]).
+//!
+//! `--pin-workers` ties worker `i` to the `i`-th CPU the process may run on (wrapping around when
+//! there are more workers than CPUs), as nginx's `worker_cpu_affinity auto` and HAProxy's
+//! `cpu-map` do. Without it the kernel places the threads, and on a 2-core machine shared with
+//! the load generator it now and then queues both workers on one core, where one waits for the
+//! other for milliseconds with all its connections; those waits set ringlb's keep-alive p99, and
+//! pinning keeps the workers apart (`docs/benchmarks.md`, "Two workers on one core"). It is off
+//! by default because a pinned thread cannot move away from a core that something else keeps
+//! busy (bulk transfers lost 6-8 % on the benchmark's shared cores): it suits a machine or a
+//! cpuset given to ringlb.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -42,12 +52,35 @@ pub struct DataPlane {
 ///
 /// `shutdown` stops every worker: each stops accepting, serves its listen backlogs, and drains
 /// its own connections for `cfg.drain_timeout`.
+///
+/// With `pin`, worker `i` runs on CPU `cpus[i % cpus.len()]` of the CPUs the calling thread may
+/// run on (see [`pin_plan`]). A CPU list that cannot be read, or a pin that the kernel refuses,
+/// is logged and leaves the worker unpinned: it is a placement hint, not a reason to stop.
 pub fn start(
     listeners: Vec<Vec<std::net::TcpListener>>,
     directory: Arc<Directory>,
     cfg: ProxyConfig,
+    pin: bool,
     shutdown: CancellationToken,
 ) -> std::io::Result<DataPlane> {
+    let plan = if pin {
+        let allowed = core_affinity::get_core_ids().unwrap_or_default();
+        let plan = pin_plan(&allowed, listeners.len());
+        if plan.is_empty() {
+            tracing::warn!(
+                "--pin-workers: cannot read the CPUs this process may use; workers are not pinned"
+            );
+        } else {
+            let cpus: Vec<usize> = plan.iter().map(|c| c.id).collect();
+            tracing::info!(
+                ?cpus,
+                "data-plane workers pinned, worker i to the i-th CPU listed"
+            );
+        }
+        plan
+    } else {
+        Vec::new()
+    };
     let served = Arc::new(AtomicUsize::new(0));
     let mut plane = DataPlane {
         done: Vec::with_capacity(listeners.len()),
@@ -69,9 +102,19 @@ pub fn start(
             served.clone(),
             shutdown.clone(),
         );
+        let cpu = plan.get(i).copied();
         let thread = std::thread::Builder::new()
             .name(format!("ringlb-data-{i}"))
             .spawn(move || {
+                if let Some(cpu) = cpu {
+                    if !core_affinity::set_for_current(cpu) {
+                        tracing::warn!(
+                            worker = i,
+                            cpu = cpu.id,
+                            "the kernel refused to pin this worker; it is not pinned"
+                        );
+                    }
+                }
                 // The accept loops run as tasks, not as the `block_on` future itself: a wake-up
                 // of that future goes through the runtime's eventfd (a `write` and one more
                 // event), a task's does not.
@@ -118,5 +161,38 @@ impl DataPlane {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// The CPU of each of `workers` workers: worker `i` gets `allowed[i % allowed.len()]`, so the
+/// workers spread over the allowed CPUs in order and share them only when there are more
+/// workers than CPUs. Empty when `allowed` is.
+pub fn pin_plan(allowed: &[core_affinity::CoreId], workers: usize) -> Vec<core_affinity::CoreId> {
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    (0..workers).map(|i| allowed[i % allowed.len()]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core_affinity::CoreId;
+
+    fn ids(v: &[usize]) -> Vec<CoreId> {
+        v.iter().map(|&id| CoreId { id }).collect()
+    }
+
+    #[test]
+    fn workers_spread_over_the_allowed_cpus_in_order() {
+        let plan = |allowed: &[usize], n| -> Vec<usize> {
+            pin_plan(&ids(allowed), n).iter().map(|c| c.id).collect()
+        };
+        assert_eq!(plan(&[0, 1], 2), [0, 1]);
+        // a cpuset that leaves out some CPUs: only the listed ones are used
+        assert_eq!(plan(&[2, 5, 7], 2), [2, 5]);
+        // more workers than CPUs: they wrap around
+        assert_eq!(plan(&[3, 4], 5), [3, 4, 3, 4, 3]);
+        assert_eq!(plan(&[], 4), Vec::<usize>::new());
     }
 }

@@ -181,3 +181,79 @@ fn busy_poll_stays_awake_between_requests_and_sleeps_when_they_stop() {
         "idle workers use no CPU ({idle_off} and {idle_on} ticks in 1 s)"
     );
 }
+
+/// The CPUs in a `Cpus_allowed_list` line of /proc/…/status ("0-3,6").
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// The CPUs that the thread or process whose status file this is may run on.
+fn allowed_cpus(status_path: &str) -> Vec<usize> {
+    let status = std::fs::read_to_string(status_path).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in status");
+    cpu_list(line)
+}
+
+/// Each thread of `pid` by name, with the CPUs it may run on.
+fn thread_cpus(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let cpus = allowed_cpus(t.path().join("status").to_str()?);
+            Some((name.trim().to_string(), cpus))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn pinned_workers_each_get_one_cpu_in_order_and_the_rest_stays_free() {
+    // ringlb inherits this process's CPUs; worker i gets the i-th of them, wrapping around.
+    let ours = allowed_cpus("/proc/self/status");
+    let lb = Ringlb::start(&["--workers", "3", "--pin-workers"]);
+    let threads = thread_cpus(lb.child.id());
+    let data: Vec<&(String, Vec<usize>)> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("ringlb-data-"))
+        .collect();
+    assert_eq!(data.len(), 3, "{threads:?}");
+    for (i, (name, cpus)) in data.iter().enumerate() {
+        assert_eq!(name, &format!("ringlb-data-{i}"));
+        assert_eq!(
+            cpus,
+            &vec![ours[i % ours.len()]],
+            "{name} is pinned to one CPU"
+        );
+    }
+    // the other threads (control plane, main) keep every CPU
+    for (name, cpus) in threads
+        .iter()
+        .filter(|(n, _)| !n.starts_with("ringlb-data-"))
+    {
+        assert_eq!(cpus, &ours, "{name} is not pinned");
+    }
+    // and the pinned workers serve
+    assert_eq!(request(lb.data, 123_456).0, 200);
+}
+
+#[test]
+fn workers_are_not_pinned_by_default() {
+    let ours = allowed_cpus("/proc/self/status");
+    let lb = Ringlb::start(&["--workers", "2"]);
+    for (name, cpus) in thread_cpus(lb.child.id()) {
+        assert_eq!(cpus, ours, "{name} may run on every CPU");
+    }
+}
