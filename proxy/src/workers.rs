@@ -23,7 +23,7 @@
 //! other for milliseconds with all its connections; those waits set ringlb's keep-alive p99, and
 //! pinning keeps the workers apart (`docs/benchmarks.md`, "Two workers on one core"). It is off
 //! by default because a pinned thread cannot move away from a core that something else keeps
-//! busy (bulk transfers lost 6-8 % on the benchmark's shared cores): it suits a machine or a
+//! busy (bulk transfers lost 5-10 % on the benchmark's shared cores): it suits a machine or a
 //! cpuset given to ringlb.
 
 use std::sync::atomic::AtomicUsize;
