@@ -81,8 +81,11 @@ def _switch(t, prev_comm, prev_pid, prev_state, next_comm, next_pid, cpu):
     if was is not None and was[0] in TIDS:
         spans[cpu].append((was[1], t, was[0]))
     running[cpu] = (next_pid, t)
-    if prev_pid in TIDS and prev_state & 0xFF == 0:
-        ready[prev_pid] = (t, cpu)
+    if prev_pid in TIDS:
+        if prev_state & 0xFF == 0:
+            ready[prev_pid] = (t, cpu)
+        else:  # asleep: a wait whose switch onto a CPU was not recorded ends here unseen
+            ready.pop(prev_pid, None)
     if next_pid in ready:
         since, on = ready.pop(next_pid)
         waits.append((next_pid, on, since, t))
@@ -126,7 +129,7 @@ def _behind_sibling(tid, cpu, a, b):
 
 
 def _waits():
-    w = [(tid, cpu, a, b) for tid, cpu, a, b in waits]
+    w = waits
     if not w:
         return
     long_ = [(tid, cpu, a, b) for tid, cpu, a, b in w if b - a > 1_000_000]
