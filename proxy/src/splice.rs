@@ -4,16 +4,23 @@
 //! page references from one socket to the other, and no byte is copied into user space. Elsewhere
 //! a buffered copy does the same job.
 //!
+//! A read that returns less than was asked for does not by itself prove that the socket is
+//! drained, and tokio's readiness is edge-triggered: a task that stops reading before the socket
+//! says EAGAIN may never be woken for the bytes left behind. A `recv` into a buffer stops early
+//! only when the socket has nothing more, so a short `recv` proves it. A `splice` can also stop
+//! because the pipe ran out of slots (one slot per page fragment, holding as little as one
+//! byte), so a short splice proves the socket drained only when it moved fewer bytes than the
+//! pipe has slots. Pipes are therefore made wide (1 MiB, 256 slots; see `WIDE`): a request or
+//! response under 256 bytes, the keep-alive case, then needs no call that fails with EAGAIN,
+//! and a message costs two `splice` calls per direction, as a copy costs a `recv` and a `send`.
+//! Either way tokio clears the readiness only if no new event arrived meanwhile.
+//!
 //! [`Mode::Auto`] (`--splice auto`) first moves each message through a per-thread buffer and
 //! switches a direction to `splice(2)` once a read fills that buffer, i.e. once the direction
-//! carries bulk data, the way HAProxy's `splice-auto` does. For small messages a copy is cheaper
-//! than splicing: a read that returns less than the buffer proves the socket is drained, so
-//! waiting for the next message costs no extra call, while a splice that returns less proves
-//! nothing (it may have stopped at the pipe's 16 slots) and needs one more call that fails with
-//! EAGAIN; and once the peer's FIN has arrived too, a read that drains the socket is known to be
-//! the last one, so the read that would return EOF is not made either. The buffer belongs to the
-//! worker thread and is used only between two awaits, so an open connection holds no buffer at
-//! all.
+//! carries bulk data, the way HAProxy's `splice-auto` does. Once the peer's FIN has arrived, a
+//! read that drains the socket is known to be the last one, so the read that would return EOF is
+//! not made either. The buffer belongs to the worker thread and is used only between two awaits,
+//! so an open connection holds no buffer at all.
 //!
 //! Half-close is passed through: when one side finishes sending (EOF), the other side's write
 //! half is shut down and the opposite direction goes on until it finishes too. A connection with
@@ -149,15 +156,50 @@ mod linux {
     /// Bytes moved per `splice` call: the default pipe capacity (16 pages).
     const CHUNK: usize = 64 * 1024;
 
-    /// The pipe capacity of a direction that carries bulk data: once a read fills half the
-    /// default pipe, the pipe grows to this (`F_SETPIPE_SZ`), so a bulk transfer takes a quarter
-    /// of the `splice` calls. On the 64 MiB workload (`bench/compare.sh`, see
-    /// docs/benchmarks.md): 1.70 → 2.10 GB/s and 0.41 → 0.25 CPU seconds per GB. 1 MiB moved no
-    /// more bytes than 256 KiB, saved a little more CPU, and counts four times as many pages
-    /// against the per-user pipe limit (`/proc/sys/fs/pipe-user-pages-soft`). The pipe shrinks
-    /// back before it returns to the pool; where the limit refuses the growth, the direction
-    /// goes on with the default pipe.
+    /// Bytes moved per `splice` call once a direction carries bulk data (a read filled half of
+    /// [`CHUNK`]); a pipe narrower than this grows to it (`F_SETPIPE_SZ`), so a bulk transfer
+    /// takes a quarter of the `splice` calls. On the 64 MiB workload (`bench/compare.sh`, see
+    /// docs/benchmarks.md): 1.70 → 2.10 GB/s and 0.41 → 0.25 CPU seconds per GB. 1 MiB per call
+    /// moved no more bytes than 256 KiB. A grown pipe shrinks back before it returns to the
+    /// pool; where the per-user limit refuses the growth, the direction goes on as it is.
     const BULK_CHUNK: usize = 256 * 1024;
+
+    /// The capacity of a wide pipe: 256 slots of a 4 KiB page, so a splice of up to 255 bytes
+    /// that returns short proves the socket drained (module docs). On the keep-alive workload
+    /// this takes the default from 6 to 4 system calls per request (docs/benchmarks.md). The
+    /// kernel allocates the slot array (16 KiB per pipe) at once, but pages only for bytes in
+    /// the pipe.
+    const WIDE: usize = 1024 * 1024;
+
+    /// At most this many wide pipes exist at once (two per connection): 4 MiB of slot arrays.
+    /// Later pipes keep the kernel's default size and pay the EAGAIN call.
+    const WIDE_MAX: usize = 256;
+
+    /// Wide pipes now open.
+    static WIDE_OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Whether ringlb may make wide pipes. Pipe pages count against a per-user budget
+    /// (`/proc/sys/fs/pipe-user-pages-soft`, 16384 pages by default), and once a user is over it
+    /// every new pipe of that user gets 2 slots instead of 16, which would slow every splice of
+    /// every program running as that user. A process with `CAP_SYS_RESOURCE` or `CAP_SYS_ADMIN`
+    /// is exempt from the budget (root on the host is; root in a default Docker container is
+    /// not), as is everyone when the budget is 0.
+    static WIDE_ALLOWED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft").unwrap_or_default();
+        pipe_budget_exempt(&status, &soft)
+    });
+
+    /// The page size: one pipe slot holds at most one page.
+    static PAGE: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n > 0 {
+            n as usize
+        } else {
+            4096
+        }
+    });
 
     /// Size of the per-thread copy buffer; a read that fills it marks a direction as bulk.
     const SCRATCH: usize = 16 * 1024;
@@ -260,10 +302,40 @@ mod linux {
         socket2::SockRef::from(s).send_with_flags(bytes, flags)
     }
 
+    /// Whether the per-user pipe budget does not apply: `status` is `/proc/self/status` (its
+    /// `CapEff` line), `soft` the content of `/proc/sys/fs/pipe-user-pages-soft`.
+    fn pipe_budget_exempt(status: &str, soft: &str) -> bool {
+        const CAP_SYS_ADMIN: u32 = 21;
+        const CAP_SYS_RESOURCE: u32 = 24;
+        if soft.trim() == "0" {
+            return true;
+        }
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        eff & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_RESOURCE) != 0
+    }
+
     /// A non-blocking pipe, the kernel buffer between two sockets.
     struct Pipe {
         rd: OwnedFd,
         wr: OwnedFd,
+        /// Its capacity in bytes, as the kernel reported it.
+        cap: usize,
+        /// The capacity it had when made, which it gets back before it returns to the pool.
+        made: usize,
+        /// It counts in [`WIDE_OPEN`].
+        wide: bool,
+    }
+
+    impl Drop for Pipe {
+        fn drop(&mut self) {
+            if self.wide {
+                WIDE_OPEN.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 
     /// Empty pipes kept for the next connection: a new pipe costs a `pipe2` call now and two
@@ -285,8 +357,15 @@ mod linux {
             }
         }
 
-        /// Returns an empty pipe to the pool (a pipe still holding bytes is dropped instead).
-        fn give_back(self) {
+        /// Returns an empty pipe to the pool, at the capacity it was made with (one that cannot
+        /// shrink back is dropped instead).
+        fn give_back(mut self) {
+            if self.cap != self.made {
+                match self.resize(self.made) {
+                    Ok(cap) => self.cap = cap,
+                    Err(_) => return,
+                }
+            }
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_MAX {
                 pool.push(self);
@@ -310,6 +389,27 @@ mod linux {
             }
         }
 
+        /// The capacity (`F_GETPIPE_SZ`).
+        fn size(&self) -> io::Result<usize> {
+            // SAFETY: `wr` is an open pipe descriptor owned by `self`.
+            let r = unsafe { libc::fcntl(self.wr.as_raw_fd(), libc::F_GETPIPE_SZ) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        }
+
+        /// Whether a splice into this pipe, empty before, that moved `n` bytes left the source
+        /// socket drained: every slot holds at least one byte, so fewer bytes than slots means
+        /// the pipe did not fill, and the splice stopped because the socket had no more (or at
+        /// its FIN, which epoll reports on its own).
+        fn drained_by(&self, n: usize) -> bool {
+            n > 0 && n < self.cap / *PAGE
+        }
+
+        /// A new pipe: wide while [`WIDE_MAX`] allows and the budget does not apply, else the
+        /// kernel's default.
         fn new() -> io::Result<Pipe> {
             let mut fds = [0 as libc::c_int; 2];
             // SAFETY: `fds` is a valid, writable array of two ints, which is what pipe2 expects;
@@ -321,7 +421,34 @@ mod linux {
             // SAFETY: pipe2 succeeded, so both descriptors are open and nothing else owns them;
             // each is wrapped exactly once and closed when its OwnedFd drops.
             let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            Ok(Pipe { rd, wr })
+            let mut p = Pipe {
+                rd,
+                wr,
+                cap: 0,
+                made: 0,
+                wide: false,
+            };
+            if *WIDE_ALLOWED
+                && WIDE_OPEN
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < WIDE_MAX).then_some(n + 1)
+                    })
+                    .is_ok()
+            {
+                p.wide = true; // counted: Drop uncounts it
+                match p.resize(WIDE) {
+                    Ok(cap) => p.cap = cap,
+                    Err(_) => {
+                        p.wide = false;
+                        WIDE_OPEN.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+            }
+            if !p.wide {
+                p.cap = p.size()?;
+            }
+            p.made = p.cap;
+            Ok(p)
         }
     }
 
@@ -386,18 +513,29 @@ mod linux {
                 }
             }
         }
-        let pipe = Pipe::take()?;
+        let mut pipe = Pipe::take()?;
         let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
         let (pipe_rd, pipe_wr) = (pipe.rd.as_raw_fd(), pipe.wr.as_raw_fd());
         let mut chunk = CHUNK;
-        let mut grown = false; // tried once: a refused growth is not asked for again
+        let mut bulk = false; // tried once: a refused growth is not asked for again
         loop {
             // Fill the pipe from the source. The pipe is empty here, so EAGAIN can only mean the
             // socket has nothing to read.
             let mut closing = false;
             let n = loop {
-                match src.try_io(Interest::READABLE, || splice(src_fd, pipe_wr, chunk, false)) {
+                let mut got = 0;
+                let r = src.try_io(Interest::READABLE, || {
+                    got = splice(src_fd, pipe_wr, chunk, false)?;
+                    if pipe.drained_by(got) {
+                        // Let tokio clear the readiness, as an EAGAIN would.
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(got)
+                    }
+                });
+                match r {
                     Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => break got,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         closing = src.ready(Interest::READABLE).await?.is_read_closed();
                     }
@@ -406,17 +544,17 @@ mod linux {
             };
             if n == 0 {
                 pass_eof(dst, counts);
-                // The pool keeps default-sized pipes only.
-                if chunk == CHUNK || pipe.resize(CHUNK).is_ok() {
-                    pipe.give_back();
-                }
+                pipe.give_back();
                 return Ok(());
             }
-            if !grown && n >= CHUNK / 2 {
-                grown = true;
-                if let Ok(size) = pipe.resize(BULK_CHUNK) {
-                    chunk = size;
+            if !bulk && n >= CHUNK / 2 {
+                bulk = true;
+                if pipe.cap < BULK_CHUNK {
+                    if let Ok(cap) = pipe.resize(BULK_CHUNK) {
+                        pipe.cap = cap;
+                    }
                 }
+                chunk = pipe.cap.clamp(CHUNK, BULK_CHUNK);
             }
             // Empty it into the destination.
             let mut left = n;
@@ -431,6 +569,145 @@ mod linux {
             }
             count.fetch_add(n as u64, Ordering::Relaxed);
             touch(&counts.last, start);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream as StdStream};
+
+        #[test]
+        fn budget_exemption_reads_the_capabilities() {
+            let root = "Name:\tringlb\nCapEff:\t000001ffffffffff\n";
+            let docker = "CapEff:\t00000000a80425fb\n"; // Docker's default set
+            let resource = "CapEff:\t0000000001000000\n"; // CAP_SYS_RESOURCE alone
+            assert!(pipe_budget_exempt(root, "16384\n"));
+            assert!(!pipe_budget_exempt(docker, "16384\n"));
+            assert!(pipe_budget_exempt(resource, "16384\n"));
+            assert!(pipe_budget_exempt(docker, "0\n"), "no budget at all");
+            assert!(!pipe_budget_exempt("garbage", "16384"));
+        }
+
+        /// A pipe of `bytes` capacity, or `None` where the kernel refuses that size.
+        fn pipe_of(bytes: usize) -> Option<Pipe> {
+            let mut p = Pipe::new().unwrap();
+            p.cap = p.resize(bytes).ok()?;
+            Some(p)
+        }
+
+        /// Sends `segments` segments of `each` bytes, each from its own page of `file` with
+        /// `sendfile`: the receiver cannot merge them, so each takes a pipe slot of its own.
+        fn send_scattered(tx: &StdStream, file: &std::fs::File, segments: usize, each: usize) {
+            for k in 0..segments {
+                let mut off = (k * *PAGE) as libc::off_t;
+                // SAFETY: both descriptors are open; `off` is a valid, writable offset.
+                let n = unsafe { libc::sendfile(tx.as_raw_fd(), file.as_raw_fd(), &mut off, each) };
+                assert_eq!(n, each as isize);
+            }
+        }
+
+        /// The kernel fact the drain rule rests on. A peer sends `segments` separate segments of
+        /// `each` bytes (`scattered`: from pages of their own, so none merge in the receive
+        /// queue); once they have all arrived, the socket is emptied through `pipe` (one splice,
+        /// then the pipe is emptied, and so on). Whenever `drained_by` says a splice drained the
+        /// socket, the next splice must fail with EAGAIN; and every byte arrives.
+        fn check(pipe: &Pipe, segments: usize, each: usize, scattered: Option<&std::fs::File>) {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut tx = StdStream::connect(l.local_addr().unwrap()).unwrap();
+            let (rx, _) = l.accept().unwrap();
+            tx.set_nodelay(true).unwrap();
+            match scattered {
+                Some(file) => send_scattered(&tx, file, segments, each),
+                None => {
+                    for k in 0..segments {
+                        tx.write_all(&vec![k as u8; each]).unwrap();
+                    }
+                }
+            }
+            let total = segments * each;
+            // Wait until all of it is readable (SIOCINQ).
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: FIONREAD writes one int through the valid pointer.
+                unsafe { libc::ioctl(rx.as_raw_fd(), libc::FIONREAD, &mut queued) };
+                if queued as usize == total {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "bytes did not arrive");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            rx.set_nonblocking(true).unwrap();
+            let mut sink = [0u8; 64 * 1024];
+            let mut moved = 0;
+            loop {
+                let n = match splice(rx.as_raw_fd(), pipe.wr.as_raw_fd(), CHUNK, false) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                        break;
+                    }
+                };
+                moved += n;
+                let mut left = n;
+                while left > 0 {
+                    // SAFETY: `sink` is valid for its length; the pipe is open.
+                    let r = unsafe {
+                        libc::read(
+                            pipe.rd.as_raw_fd(),
+                            sink.as_mut_ptr().cast(),
+                            left.min(sink.len()),
+                        )
+                    };
+                    assert!(r > 0);
+                    left -= r as usize;
+                }
+                if pipe.drained_by(n) {
+                    let again = splice(rx.as_raw_fd(), pipe.wr.as_raw_fd(), CHUNK, false);
+                    assert_eq!(
+                        again.map_err(|e| e.kind()),
+                        Err(io::ErrorKind::WouldBlock),
+                        "{segments} × {each} B through {} slots: {n} B said drained",
+                        pipe.cap / *PAGE
+                    );
+                    break;
+                }
+            }
+            assert_eq!(moved, total, "{segments} × {each} B: every byte spliced");
+        }
+
+        #[test]
+        fn a_short_splice_proves_a_drained_socket_only_under_the_slot_count() {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&vec![7u8; 1200 * *PAGE]).unwrap();
+            let mut sizes = vec![2 * *PAGE, CHUNK];
+            if pipe_of(WIDE).is_some() {
+                sizes.push(WIDE);
+            }
+            for bytes in sizes {
+                let Some(pipe) = pipe_of(bytes) else { continue };
+                let slots = pipe.cap / *PAGE;
+                for segments in [1, 2, slots - 1, slots, slots + 1, 3 * slots + 5] {
+                    for each in [1, 3, 100] {
+                        check(&pipe, segments, each, None);
+                        check(&pipe, segments, each, Some(&file));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn new_pipes_are_wide_while_allowed() {
+            let p = Pipe::new().unwrap();
+            if *WIDE_ALLOWED {
+                assert_eq!(p.cap, WIDE);
+                assert!(p.wide);
+            } else {
+                assert!(!p.wide);
+            }
+            assert_eq!(p.made, p.cap);
         }
     }
 }

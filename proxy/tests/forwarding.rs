@@ -1,6 +1,7 @@
-//! Bytes through the splice path: 1 MiB each way arrives intact, and half-close is passed on in
-//! both orders. The replica here is a raw TCP server in the test (behind `--runtime static`), so
-//! the test controls exactly when each side sends and closes.
+//! Bytes through the splice path: 1 MiB each way arrives intact, half-close is passed on in
+//! both orders, and bursts of tiny segments that fill more pipe slots than they have bytes to
+//! spare arrive whole. The replica here is a raw TCP server in the test (behind `--runtime
+//! static`), so the test controls exactly when each side sends and closes.
 
 mod common;
 
@@ -201,4 +202,133 @@ fn auto_mode_serves_keep_alive_requests() {
             "request {k}: {text:?}"
         );
     }
+}
+
+/// A backend that answers health checks and echoes everything else back as it reads it.
+fn echo_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            thread::spawn(move || {
+                s.set_nodelay(true).unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut first = true;
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if first && buf[..n].starts_with(b"GET /heartbeat") {
+                        let _ = s.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        return;
+                    }
+                    first = false;
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// SIGSTOP for a process, undone (SIGCONT) when dropped, so a failing test leaves none stopped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        kill(pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        kill(self.0, "CONT");
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Sends `n` one-byte segments, each from its own page of `file` (`sendfile`), so that the
+/// receiver cannot merge them: each takes a pipe slot of its own. Returns the bytes sent.
+fn send_scattered(c: &TcpStream, file: &std::fs::File, n: usize, round: usize) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let mut sent = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut off = (k * 4096) as libc::off_t;
+        // SAFETY: both descriptors are open for the call; `off` is a valid, writable offset.
+        let r = unsafe { libc::sendfile(c.as_raw_fd(), file.as_raw_fd(), &mut off, 1) };
+        assert_eq!(r, 1, "sendfile");
+        sent.push(page_byte(k, round));
+    }
+    sent
+}
+
+/// The byte at the start of page `k` of the file for `round`.
+fn page_byte(k: usize, round: usize) -> u8 {
+    (k * 7 + round) as u8
+}
+
+// A splice that returns short is taken to have drained the socket only when it moved fewer
+// bytes than the pipe has slots (src/splice.rs). Here ringlb is stopped while the client sends
+// a burst of one-byte segments that cannot merge in the receive queue, so the burst waits in
+// ringlb's socket in as many pipe slots as it has bytes, up to more than a wide pipe has (256);
+// then ringlb goes on and must pass every byte. A burst taken for drained too early would leave
+// bytes behind with nothing to wake their reader, and the read of the echo would time out.
+fn tiny_segments(splice: &str) {
+    let backend = format!("b1={}", echo_backend());
+    let lb = Ringlb::start(&[
+        "--runtime",
+        "static",
+        "--backend",
+        &backend,
+        "--splice",
+        splice,
+    ]);
+    let mut c = TcpStream::connect(lb.data).unwrap();
+    c.set_nodelay(true).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = b"POST /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    c.write_all(head).unwrap();
+    let mut got = vec![0u8; head.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, head);
+    for (round, burst) in [1, 15, 16, 17, 255, 256, 257, 600].into_iter().enumerate() {
+        let mut file = tempfile::tempfile().unwrap();
+        let mut pages = vec![0u8; burst * 4096];
+        for k in 0..burst {
+            pages[k * 4096] = page_byte(k, round);
+        }
+        file.write_all(&pages).unwrap();
+        let stopped = Stopped::new(lb.child.id());
+        let sent = send_scattered(&c, &file, burst, round);
+        thread::sleep(Duration::from_millis(20));
+        drop(stopped);
+        let mut back = vec![0u8; burst];
+        c.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("burst of {burst} one-byte segments: {e}"));
+        assert_eq!(back, sent, "burst of {burst}");
+    }
+}
+
+#[test]
+fn bursts_of_one_byte_segments_arrive_whole() {
+    tiny_segments("always");
+}
+
+#[test]
+fn auto_mode_bursts_of_one_byte_segments_arrive_whole() {
+    tiny_segments("auto");
 }
