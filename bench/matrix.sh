@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Repeat bench/measure.sh over workloads × targets × REPS and append TSV lines to $OUT.
-# Repetitions are interleaved (rep → workload → target) so drift hits every target alike.
+# Repetitions are interleaved (rep → workload → target) so drift hits every target alike, and
+# each repetition rotates the order of the targets.
 # Before each run it waits (at most QUIET_WAIT s) for the machine to be idle; a run during which
 # other tenants burned more than FOREIGN_MAX CPU seconds is retried up to RETRIES times. All
 # attempts are kept in $OUT; summarize.py keeps the least disturbed one per (target, workload, rep).
@@ -101,6 +102,11 @@ i=0
 for rep in $(seq "$REPS"); do
   for mode in $MODES; do
     case "$mode" in rid | rid-close) ts="$RID_TARGETS" ;; *) ts="$TARGETS" ;; esac
+    # Each repetition starts one target further on, so no target always runs first or right
+    # after the same neighbour.
+    read -ra arr <<<"$ts"
+    k=$(((rep - 1) % ${#arr[@]}))
+    ts="${arr[*]:k} ${arr[*]:0:k}"
     for t in $ts; do
       i=$((i + 1))
       d=$DUR
