@@ -82,21 +82,26 @@ fn sha(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
-fn run(reply_first: bool, splice: &str) {
-    run_with_reply(reply_first, splice, MIB);
-}
-
-fn run_with_reply(reply_first: bool, splice: &str, reply_len: usize) {
-    let (addr, seen) = backend(reply_first, reply_len);
+/// ringlb with one static replica, `addr`, and the given `--splice` mode.
+fn ringlb_in_front_of(addr: SocketAddr, splice: &str) -> Ringlb {
     let backend = format!("b1={addr}");
-    let lb = Ringlb::start(&[
+    Ringlb::start(&[
         "--runtime",
         "static",
         "--backend",
         &backend,
         "--splice",
         splice,
-    ]);
+    ])
+}
+
+fn run(reply_first: bool, splice: &str) {
+    run_with_reply(reply_first, splice, MIB);
+}
+
+fn run_with_reply(reply_first: bool, splice: &str, reply_len: usize) {
+    let (addr, seen) = backend(reply_first, reply_len);
+    let lb = ringlb_in_front_of(addr, splice);
     let mut c = TcpStream::connect(lb.data).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut sent = b"POST /upload HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n".to_vec();
@@ -288,15 +293,7 @@ fn page_byte(k: usize, round: usize) -> u8 {
 // then ringlb goes on and must pass every byte. A burst taken for drained too early would leave
 // bytes behind with nothing to wake their reader, and the read of the echo would time out.
 fn tiny_segments(splice: &str) {
-    let backend = format!("b1={}", echo_backend());
-    let lb = Ringlb::start(&[
-        "--runtime",
-        "static",
-        "--backend",
-        &backend,
-        "--splice",
-        splice,
-    ]);
+    let lb = ringlb_in_front_of(echo_backend(), splice);
     let mut c = TcpStream::connect(lb.data).unwrap();
     c.set_nodelay(true).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
