@@ -297,6 +297,7 @@ fn tiny_segments(splice: &str) {
     let mut c = TcpStream::connect(lb.data).unwrap();
     c.set_nodelay(true).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let head = b"POST /echo HTTP/1.1\r\nHost: x\r\n\r\n";
     c.write_all(head).unwrap();
     let mut got = vec![0u8; head.len()];
