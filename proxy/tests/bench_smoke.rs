@@ -99,3 +99,50 @@ fn quick_benchmark_produces_a_table() {
         .collect();
     assert!(leftovers.is_empty(), "pid files left: {leftovers:?}");
 }
+
+/// `bench/floor.py` over the fourteen full runs kept in `docs/results` gives the table committed
+/// beside them, which `docs/benchmarks.md` ("What each target leaves the proxy") counts from.
+#[test]
+fn floor_table_matches_the_committed_one() {
+    if !on_path("python3") {
+        assert!(std::env::var_os("CI").is_none(), "CI must have python3");
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let committed =
+        std::fs::read_to_string(root.join("docs/results/floor/floor-14-runs.md")).unwrap();
+    // The command is the one in docs/results/floor/README.md.
+    let readme = std::fs::read_to_string(root.join("docs/results/floor/README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block in docs/results/floor/README.md");
+    let args: Vec<String> = block
+        .replace("\\\n", " ")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        args.first().map(String::as_str),
+        Some("bench/floor.py"),
+        "{block}"
+    );
+    let out = Command::new("python3")
+        .args(&args)
+        .current_dir(&root)
+        .output()
+        .expect("python3 runs bench/floor.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(got.lines().count(), 2 + 14 * 4, "{got}");
+    assert_eq!(got, committed);
+}
