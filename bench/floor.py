@@ -16,10 +16,11 @@ per request of HAProxy's `mode tcp` configurations in the run.
 
 The kernel's part of ringlb's CPU is its median CPU per request times the share of its perf
 samples in the kernel on that workload (the profile step, a separate 5 s run of the same
-build). The last column says what is over the budget first: "the kernel's part" when that part alone is
-above it (no change in ringlb's own code can meet the target, only less kernel work per request
-can); "ringlb's own code" when only the whole CPU is; "outside the proxy's CPU" when ringlb's CPU
-fits and the rate was lost to idle time or to what the backend and wrk spent behind it.
+build). The last column says what is over the budget first: "the kernel's part" when that part
+alone is above it (no change in ringlb's own code can meet the target, only less kernel work per
+request can); "ringlb's own code" when only the whole CPU is; "outside the proxy's CPU" when
+ringlb's CPU fits and the rate was lost to idle time or to what the backend and wrk spent
+behind it.
 """
 
 import os
