@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """How much proxy CPU each keep-alive and close target leaves, against the kernel's part of ringlb's.
 
-usage: bench/floor.py RESULTS_DIR...
+usage: bench/floor.py [--target NAME] RESULTS_DIR...
+
+NAME is the ringlb target of the matrix to set against the budgets (default `ringlb`; e.g.
+`ringlb-auto` for `--splice auto`).
 
 Each RESULTS_DIR holds the bench-matrix.tsv and bench-profile.md of one `make bench` run. With
 both CPUs busy, a rate R costs 2 s of CPU per second, 2e6 / R microseconds per request, shared by
@@ -23,6 +26,7 @@ ringlb's CPU fits and the rate was lost to idle time or to what the backend and 
 behind it.
 """
 
+import argparse
 import os
 import re
 import statistics as st
@@ -60,29 +64,29 @@ def leaves(groups, mode, peer, k, ringlb="ringlb"):
     return CPUS * 1e6 / (k * rate(p)) - min(others(p), others(r))
 
 
-def run(d):
+def run(d, target="ringlb"):
     groups, _ = load([os.path.join(d, "bench-matrix.tsv")])
     shares = kernel_shares(os.path.join(d, "bench-profile.md"))
     name = os.path.basename(os.path.normpath(d))
     out = []
     for mode in ("ka", "close"):
-        if (mode, "ringlb") not in groups or ("ringlb", mode) not in shares:
+        if (mode, target) not in groups or (target, mode) not in shares:
             continue
-        rs = groups[(mode, "ringlb")]
+        rs = groups[(mode, target)]
         cpu = st.median(num(r, "proxy_us_per_req") for r in rs)
-        kern = cpu * shares[("ringlb", mode)]
+        kern = cpu * shares[(target, mode)]
         peers = [t for (m, t) in groups if m == mode and is_peer(t)]
         checks = []
         if mode == "ka":
             best = max(peers, key=lambda t: rate(groups[(mode, t)]))
-            checks.append((f"req/s ≥ 1.05 × {best}", leaves(groups, mode, best, 1.05)))
+            checks.append((f"req/s ≥ 1.05 × {best}", leaves(groups, mode, best, 1.05, target)))
             tcp = [t for t in peers if t.startswith("hap") and "tcp" in t]
             low = min(tcp, key=lambda t: per_req(groups[(mode, t)], "proxy_cpu_s"))
             checks.append((f"CPU ≤ 0.9 × {low}", 0.9 * per_req(groups[(mode, low)], "proxy_cpu_s")))
         else:
             for peer, k in (("hap1-tcp", 1.1), ("hap1-http", 1.0)):
                 if (mode, peer) in groups:
-                    checks.append((f"conn/s ≥ {k} × {peer}", leaves(groups, mode, peer, k)))
+                    checks.append((f"conn/s ≥ {k} × {peer}", leaves(groups, mode, peer, k, target)))
         for what, budget in checks:
             where = ("the kernel's part" if kern > budget else "ringlb's own code" if cpu > budget
                      else "outside the proxy's CPU")
@@ -90,16 +94,18 @@ def run(d):
     return out
 
 
-def main(dirs):
-    if not dirs:
-        sys.exit(__doc__.strip())
-    print("| run | workload | target | proxy µs per request it leaves | ringlb's CPU | "
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", default="ringlb", help="the ringlb target (default: ringlb)")
+    ap.add_argument("dirs", nargs="+", metavar="RESULTS_DIR")
+    args = ap.parse_args()
+    print(f"| run | workload | target | proxy µs per request it leaves | {args.target}'s CPU | "
           "of which kernel | over the budget first |")
     print("|---|---|---|---:|---:|---:|---|")
-    for d in dirs:
-        for name, mode, what, budget, cpu, kern, where in run(d):
+    for d in args.dirs:
+        for name, mode, what, budget, cpu, kern, where in run(d, args.target):
             print(f"| {name} | {mode} | {what} | {budget:.1f} | {cpu:.1f} | {kern:.1f} | {where} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

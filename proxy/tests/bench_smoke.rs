@@ -19,6 +19,14 @@ fn on_path(tool: &str) -> bool {
     })
 }
 
+/// The repository's root: the parent of this crate's directory.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
 #[test]
 fn quick_benchmark_produces_a_table() {
     let mut missing: Vec<&str> = TOOLS.into_iter().filter(|t| !on_path(t)).collect();
@@ -37,10 +45,7 @@ fn quick_benchmark_produces_a_table() {
         return;
     }
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = repo_root();
     let run = tempfile::Builder::new()
         .prefix("ringlb-bench-smoke")
         .tempdir()
@@ -100,8 +105,9 @@ fn quick_benchmark_produces_a_table() {
     assert!(leftovers.is_empty(), "pid files left: {leftovers:?}");
 }
 
-/// `bench/floor.py` over the fourteen full runs kept in `docs/results` gives the table committed
-/// beside them, which `docs/benchmarks.md` ("What each target leaves the proxy") counts from.
+/// `bench/floor.py` over the fourteen full runs kept in `docs/results` gives the tables committed
+/// beside them, which `docs/benchmarks.md` ("What each target leaves the proxy") counts from:
+/// each `sh` block of `docs/results/floor/README.md` is one command, `>FILE` at its end.
 #[test]
 fn floor_table_matches_the_committed_one() {
     if !on_path("python3") {
@@ -109,40 +115,42 @@ fn floor_table_matches_the_committed_one() {
         eprintln!("skipped: no python3");
         return;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let committed =
-        std::fs::read_to_string(root.join("docs/results/floor/floor-14-runs.md")).unwrap();
-    // The command is the one in docs/results/floor/README.md.
+    let root = repo_root();
     let readme = std::fs::read_to_string(root.join("docs/results/floor/README.md")).unwrap();
-    let block = readme
+    let blocks: Vec<&str> = readme
         .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("a sh block in docs/results/floor/README.md");
-    let args: Vec<String> = block
-        .replace("\\\n", " ")
-        .split_whitespace()
-        .map(str::to_owned)
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
         .collect();
-    assert_eq!(
-        args.first().map(String::as_str),
-        Some("bench/floor.py"),
-        "{block}"
-    );
-    let out = Command::new("python3")
-        .args(&args)
-        .current_dir(&root)
-        .output()
-        .expect("python3 runs bench/floor.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(got.lines().count(), 2 + 14 * 4, "{got}");
-    assert_eq!(got, committed);
+    assert_eq!(blocks.len(), 2, "{readme}");
+    for block in blocks {
+        let mut args: Vec<String> = block
+            .replace("\\\n", " ")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let file = args
+            .pop()
+            .and_then(|a| a.strip_prefix('>').map(str::to_owned))
+            .unwrap_or_else(|| panic!("no >FILE at the end of {block}"));
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("bench/floor.py"),
+            "{block}"
+        );
+        let out = Command::new("python3")
+            .args(&args)
+            .current_dir(&root)
+            .output()
+            .expect("python3 runs bench/floor.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got.lines().count(), 2 + 14 * 4, "{got}");
+        let committed = std::fs::read_to_string(root.join(&file)).unwrap();
+        assert_eq!(got, committed, "{file} is not what its command gives");
+    }
 }
