@@ -3,8 +3,10 @@
 # Repetitions are interleaved (rep → workload → target) so drift hits every target alike, and
 # each repetition rotates the order of the targets.
 # Before each run it waits (at most QUIET_WAIT s) for the machine to be idle; a run during which
-# other tenants burned more than FOREIGN_MAX CPU seconds is retried up to RETRIES times. All
-# attempts are kept in $OUT; summarize.py keeps the least disturbed one per (target, workload, rep).
+# other tenants burned more than FOREIGN_MAX CPU seconds, or the hypervisor took more than
+# STEAL_MAX CPU seconds from this machine (steal time: the vCPUs were ready to run and did not),
+# is retried up to RETRIES times. All attempts are kept in $OUT; summarize.py keeps the least
+# disturbed one per (target, workload, rep).
 #
 # Connection tracking: every TCP connection on loopback takes an entry in the kernel's conntrack
 # table for 120 s after it closes (nf_conntrack_tcp_timeout_time_wait); the one-connection-per-
@@ -42,6 +44,7 @@ TARGETS=$(present "$TARGETS")
 RID_TARGETS=$(present "$RID_TARGETS")
 RETRIES="${RETRIES:-1}"
 FOREIGN_MAX="${FOREIGN_MAX:-1.0}"
+STEAL_MAX="${STEAL_MAX:-1.0}"
 QUIET_PCT="${QUIET_PCT:-10}"
 QUIET_WAIT="${QUIET_WAIT:-30}"
 CLOSE_DUR="${CLOSE_DUR:-$(( DUR > 5 ? 5 : DUR ))}"
@@ -121,9 +124,12 @@ for rep in $(seq "$REPS"); do
         echo "$line" >>"$OUT"
         echo "[$i/$total] $(echo "$line" | cut -f1,2,4,7,8,9,11,13,14,17,22 | tr '\t' ' ')" >&2
         foreign=$(echo "$line" | cut -f17)
+        steal=$(echo "$line" | cut -f18)
         drops=$(echo "$line" | cut -f22)
         if awk -v f="$foreign" -v m="$FOREIGN_MAX" 'BEGIN{exit !(f > m)}'; then
           blog "disturbed (foreign CPU ${foreign}s > ${FOREIGN_MAX}s); again"
+        elif awk -v s="$steal" -v m="$STEAL_MAX" 'BEGIN{exit !(s > m)}'; then
+          blog "disturbed (steal ${steal}s > ${STEAL_MAX}s); again"
         elif ((${drops:-0} > 0)); then
           blog "disturbed ($drops packets dropped by a full conntrack table); again"
         else

@@ -97,12 +97,14 @@ def matrix_md(results, machine):
     rows = summarize.read_rows([tsv])
     retried = sum(1 for r in rows if not r["label"].endswith("/a0"))
     foreign = sorted(float(r["foreign_cpu_s"]) for r in kept)
+    steal = sorted(float(r.get("steal_s") or 0) for r in kept)
     close_dur = st.median([float(r["dur_s"]) for r in kept if r["mode"] in ("close", "rid-close")] or [0])
     m = machine.get("matrix", {}).get("start", {})
     note += (f" {m.get('reps', '?')} interleaved repetitions of {m.get('dur_s', '?')} s per target and workload "
              f"({close_dur:.0f} s for close and rid-close); {retried} of {len(rows)} runs were repeats of a disturbed one. "
              f"Other tenants' CPU during the kept runs: median {st.median(foreign):.2f} s per run, at most "
-             f"{foreign[-1]:.2f} s (of 2 CPUs × the run's length).")
+             f"{foreign[-1]:.2f} s (of 2 CPUs × the run's length); CPU time stolen by the hypervisor: median "
+             f"{st.median(steal):.2f} s, at most {steal[-1]:.2f} s.")
     out = [note, "", "#### Headline (medians; ratios within the same run)", "", summarize.headline(by_mode), "",
            "Charts: " + " · ".join(f"[{m}](results/bench-{m}.svg)" for m in summarize.ORDER if m in by_mode), ""]
     for m in summarize.ORDER:

@@ -3,7 +3,8 @@
 
 usage: bench/summarize.py [--svg-dir DIR] [--md FILE] matrix.tsv...
 
-Per (target, workload, rep) the attempt with the least foreign CPU is kept; then the median over
+Per (target, workload, rep) the least disturbed attempt is kept (no conntrack drops first, then
+the least CPU taken by others: other tenants' CPU plus the hypervisor's steal); then the median over
 reps. spread = (max - min) / median of the per-rep values. Ratios compare medians of the same
 run: against the best HAProxy/nginx target of that workload ("best peer") and against direct.
 """
@@ -40,9 +41,14 @@ def drops(r):
     return int(r.get("ct_drops") or 0)
 
 
+def taken(r):
+    """CPU seconds the run lost to others: other tenants' busy time plus the hypervisor's steal."""
+    return float(r["foreign_cpu_s"]) + float(r.get("steal_s") or 0)
+
+
 def disturbance(r):
-    """Runs without conntrack drops first, then the least foreign CPU."""
-    return (drops(r) > 0, float(r["foreign_cpu_s"]))
+    """Runs without conntrack drops first, then the least CPU taken by others."""
+    return (drops(r) > 0, taken(r))
 
 
 def read_rows(paths):
