@@ -64,7 +64,7 @@ compose-check:
 	@test -n "$(COMPOSE)" || { echo "neither \`docker compose\` nor docker-compose found" >&2; exit 1; }
 
 ## bench: ringlb beside HAProxy and nginx on loopback, every workload, 3 interleaved repetitions,
-##        plus memory, ring and control figures (35–41 min); rewrites docs/benchmarks.md and
+##        plus memory, ring and control figures (34–41 min); rewrites docs/benchmarks.md and
 ##        docs/results/bench-* (bench/run.sh; REPS, DUR, TARGETS… override)
 bench:
 	bench/run.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ringlb's benchmark, one command: ringlb beside HAProxy and nginx on this machine's loopback.
 #
-#   bench/run.sh            everything (35–41 min on 2 cores), then rewrites the generated parts of
+#   bench/run.sh            everything (34–41 min on 2 cores), then rewrites the generated parts of
 #                           docs/benchmarks.md and docs/results/bench-*
 #   bench/run.sh --quick    a tiny run that proves the harness works: 1 s, 1 repetition, one
 #                           workload, two targets; prints the table, touches no docs

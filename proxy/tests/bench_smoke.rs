@@ -105,7 +105,7 @@ fn quick_benchmark_produces_a_table() {
     assert!(leftovers.is_empty(), "pid files left: {leftovers:?}");
 }
 
-/// `bench/floor.py` over the fifteen full runs kept in `docs/results` gives the tables committed
+/// `bench/floor.py` over the seventeen full runs kept in `docs/results` gives the tables committed
 /// beside them, which `docs/benchmarks.md` ("What each target leaves the proxy") counts from:
 /// each `sh` block of `docs/results/floor/README.md` is one command, `>FILE` at its end.
 #[test]
@@ -149,7 +149,7 @@ fn floor_table_matches_the_committed_one() {
             String::from_utf8_lossy(&out.stderr)
         );
         let got = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(got.lines().count(), 2 + 15 * 4, "{got}");
+        assert_eq!(got.lines().count(), 2 + 17 * 4, "{got}");
         let committed = std::fs::read_to_string(root.join(&file)).unwrap();
         assert_eq!(got, committed, "{file} is not what its command gives");
     }
