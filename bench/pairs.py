@@ -7,13 +7,29 @@ For each workload and each OTHER: the median over the rounds of OTHER ÷ BASE wi
 round (req/s, or GB/s for bulk), how many rounds were above 1, and the same for the proxy CPU
 per request; then each target's plain medians. A ratio within one round cancels the drift
 between rounds, which on a noisy machine is larger than most differences worth measuring.
+
+Each run counts with its least disturbed attempt, as in bench/summarize.py. A round in which
+that attempt of either target was still disturbed (other tenants' CPU above FOREIGN_MAX, steal
+above STEAL_MAX, both 1.0 s by default as in bench/matrix.sh, or conntrack drops) is left out of
+that pair, and the line says how many were: a round that slowed one side and not the other would
+tilt the ratio. ALL=1 keeps every round.
 """
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from summarize import disturbance  # noqa: E402
+from summarize import disturbance, drops  # noqa: E402
+
+FOREIGN_MAX = float(os.environ.get("FOREIGN_MAX", "1.0"))
+STEAL_MAX = float(os.environ.get("STEAL_MAX", "1.0"))
+KEEP_ALL = os.environ.get("ALL", "0") == "1"
+
+
+def disturbed(d):
+    """Whether a kept attempt is still over one of bench/matrix.sh's limits."""
+    return (float(d["foreign_cpu_s"]) > FOREIGN_MAX or float(d.get("steal_s") or 0) > STEAL_MAX
+            or drops(d) > 0)
 
 
 def main(path, base, others):
@@ -22,7 +38,8 @@ def main(path, base, others):
     kept = {}
     for r in rows:
         d = dict(zip(head, r))
-        # a retried run counts with its least disturbed attempt, as in bench/summarize.py
+        if d["label"] == "label":
+            continue
         key = (d["mode"], d["label"].split("/")[0], d["target"])
         if key not in kept or disturbance(d) < disturbance(kept[key]):
             kept[key] = d
@@ -33,23 +50,31 @@ def main(path, base, others):
             cpu = float(d["proxy_us_per_req"])
         except ValueError:
             cpu = float("nan")
-        by.setdefault((d["mode"], d["label"].split("/")[0]), {})[d["target"]] = (rate, cpu, float(d["p99_ms"]))
+        bad = disturbed(d) and not KEEP_ALL
+        by.setdefault((d["mode"], d["label"].split("/")[0]), {})[d["target"]] = (
+            rate, cpu, float(d["p99_ms"]), bad)
     for mode in sorted({m for m, _ in by}):
         for t in others:
-            pairs = [(v[t][0] / v[base][0], v[t][1] / v[base][1])
-                     for (m, _), v in by.items() if m == mode and t in v and base in v]
+            both = [v for (m, _), v in by.items() if m == mode and t in v and base in v]
+            pairs = [(v[t][0] / v[base][0], v[t][1] / v[base][1]) for v in both
+                     if not (v[t][3] or v[base][3])]
+            out = len(both) - len(pairs)
             if not pairs:
+                if both:
+                    print(f"{mode} {t} ÷ {base}: all {out} rounds left out (disturbed)")
                 continue
             rate = [a for a, _ in pairs]
             cpu = [b for _, b in pairs]
-            print(f"{mode} {t} ÷ {base}: {len(pairs)} rounds, rate median {statistics.median(rate):.3f} "
-                  f"({sum(a > 1 for a in rate)} above 1), CPU per request median {statistics.median(cpu):.3f} "
-                  f"({sum(b < 1 for b in cpu)} below 1)")
+            print(f"{mode} {t} ÷ {base}: {len(pairs)} rounds"
+                  f"{f' ({out} left out: disturbed)' if out else ''}, rate median "
+                  f"{statistics.median(rate):.3f} ({sum(a > 1 for a in rate)} above 1), CPU per request "
+                  f"median {statistics.median(cpu):.3f} ({sum(b < 1 for b in cpu)} below 1)")
         for t in [base] + others:
-            vals = [v[t] for (m, _), v in by.items() if m == mode and t in v]
+            vals = [v[t] for (m, _), v in by.items() if m == mode and t in v and not v[t][3]]
             if vals:
                 print(f"    {t:<16} median {statistics.median(x[0] for x in vals):.4g}, "
-                      f"CPU {statistics.median(x[1] for x in vals):.3g}, p99 {statistics.median(x[2] for x in vals):.2f} ms")
+                      f"CPU {statistics.median(x[1] for x in vals):.3g}, p99 {statistics.median(x[2] for x in vals):.2f} ms"
+                      f"{'' if KEEP_ALL else ' (undisturbed rounds)'}")
 
 
 if __name__ == "__main__":
