@@ -27,6 +27,34 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Whether python3 is there for the scripts under `bench/`; without it a test skips with a
+/// message, except in CI, which installs it.
+fn have_python3() -> bool {
+    if on_path("python3") {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must have python3");
+    eprintln!("skipped: no python3");
+    false
+}
+
+/// Runs `python3 ARGS…` in `root` with `envs` set, and returns its stdout; fails the test if it
+/// exits with an error.
+fn python3(root: &Path, args: &[String], envs: &[(&str, &str)]) -> String {
+    let out = Command::new("python3")
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "python3 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn quick_benchmark_produces_a_table() {
     let mut missing: Vec<&str> = TOOLS.into_iter().filter(|t| !on_path(t)).collect();
@@ -110,9 +138,7 @@ fn quick_benchmark_produces_a_table() {
 /// each `sh` block of `docs/results/floor/README.md` is one command, `>FILE` at its end.
 #[test]
 fn floor_table_matches_the_committed_one() {
-    if !on_path("python3") {
-        assert!(std::env::var_os("CI").is_none(), "CI must have python3");
-        eprintln!("skipped: no python3");
+    if !have_python3() {
         return;
     }
     let root = repo_root();
@@ -138,17 +164,7 @@ fn floor_table_matches_the_committed_one() {
             Some("bench/floor.py"),
             "{block}"
         );
-        let out = Command::new("python3")
-            .args(&args)
-            .current_dir(&root)
-            .output()
-            .expect("python3 runs bench/floor.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got = String::from_utf8_lossy(&out.stdout);
+        let got = python3(&root, &args, &[]);
         assert_eq!(got.lines().count(), 2 + 17 * 4, "{got}");
         let committed = std::fs::read_to_string(root.join(&file)).unwrap();
         assert_eq!(got, committed, "{file} is not what its command gives");
@@ -161,28 +177,15 @@ fn floor_table_matches_the_committed_one() {
 /// both files committed beside it are what the script gives.
 #[test]
 fn pairs_leave_out_disturbed_rounds() {
-    if !on_path("python3") {
-        assert!(std::env::var_os("CI").is_none(), "CI must have python3");
-        eprintln!("skipped: no python3");
+    if !have_python3() {
         return;
     }
     let root = repo_root();
     let dir = root.join("docs/results/confirm-2026-12-01-2300-intel-v857");
+    let tsv = dir.join("confirm.tsv").to_string_lossy().into_owned();
     let pairs = |all: bool, peer: &str| {
-        let out = Command::new("python3")
-            .arg("bench/pairs.py")
-            .arg(dir.join("confirm.tsv"))
-            .args([peer, "ringlb"])
-            .env("ALL", if all { "1" } else { "0" })
-            .current_dir(&root)
-            .output()
-            .expect("python3 runs bench/pairs.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let args = ["bench/pairs.py", tsv.as_str(), peer, "ringlb"].map(str::to_owned);
+        python3(&root, &args, &[("ALL", if all { "1" } else { "0" })])
     };
     let clean = pairs(false, "hapD-tcpsplice");
     assert!(
