@@ -19,7 +19,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from summarize import disturbance, drops  # noqa: E402
+from summarize import drops, load  # noqa: E402
 
 FOREIGN_MAX = float(os.environ.get("FOREIGN_MAX", "1.0"))
 STEAL_MAX = float(os.environ.get("STEAL_MAX", "1.0"))
@@ -33,18 +33,9 @@ def disturbed(d):
 
 
 def main(path, base, others):
-    rows = [l.rstrip("\n").split("\t") for l in open(path)]
-    head, rows = rows[0], rows[1:]
-    kept = {}
-    for r in rows:
-        d = dict(zip(head, r))
-        if d["label"] == "label":
-            continue
-        key = (d["mode"], d["label"].split("/")[0], d["target"])
-        if key not in kept or disturbance(d) < disturbance(kept[key]):
-            kept[key] = d
+    groups, _ = load([path])  # each run's least disturbed attempt
     by = {}
-    for d in kept.values():
+    for d in (r for rs in groups.values() for r in rs):
         rate = float(d["GB_s"]) if d["mode"] == "bulk" else float(d["req_s"])
         try:
             cpu = float(d["proxy_us_per_req"])
