@@ -45,6 +45,8 @@ def main(path, base, others):
         by.setdefault((d["mode"], d["label"].split("/")[0]), {})[d["target"]] = (
             rate, cpu, float(d["p99_ms"]), bad)
     for mode in sorted({m for m, _ in by}):
+        if not any(base in v for (m, _), v in by.items() if m == mode):
+            continue  # e.g. rid, which the matrix runs only against the http peers
         for t in others:
             both = [v for (m, _), v in by.items() if m == mode and t in v and base in v]
             pairs = [(v[t][0] / v[base][0], v[t][1] / v[base][1]) for v in both
